@@ -1,0 +1,85 @@
+//! `run.create`: open a run.
+//!
+//! Published on `runfleet.run.<tenant>.<run_id>` with `Nats-Msg-Id` set to
+//! `idempotency_key`. Creating a run that already exists with the same
+//! content is a no-op; with different content it is an
+//! `idempotency-conflict`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::kind::kind_marker;
+use crate::{
+    Contract, MessageKind, ProfileName, ProjectId, RunId, SchemaVersion, SessionId, Tenant,
+};
+
+kind_marker!(
+    /// The `schema` field of a [`RunCreate`]: always `"run.create"`.
+    RunCreateKind,
+    MessageKind::RunCreate
+);
+
+/// Opens a run: who owns it, which backend profile serves it, what it starts from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "run.create")]
+pub struct RunCreate {
+    /// Always `"run.create"`.
+    pub schema: RunCreateKind,
+    /// Always `1`.
+    pub version: SchemaVersion,
+    /// The run's identifier, chosen by the producer; unique per tenant.
+    pub run_id: RunId,
+    /// The tenant that owns the run.
+    pub tenant: Tenant,
+    /// The project inside the tenant.
+    pub project: ProjectId,
+    /// Which backend profile executes the run's commands.
+    pub backend_profile: ProfileName,
+    /// Continuity across runs; a session is bound to one tenant, project and profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<SessionId>,
+    /// What to materialize as the run's working directory before its first command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_bundle: Option<ResourceBundle>,
+    /// Spending limits per currency (e.g. `{"usd": 5.0}`); `cost.<currency>` metric events
+    /// draw them down and a run that exhausts one is stopped with `budget-exhausted`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub budgets: BTreeMap<String, f64>,
+    /// Free-form labels for operators (not interpreted by the fleet).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Binding idempotency key; also the `Nats-Msg-Id` header. 1–256 characters.
+    #[schemars(length(min = 1, max = 256))]
+    pub idempotency_key: String,
+    /// When the producer created the message (RFC 3339).
+    pub created_at: DateTime<Utc>,
+}
+
+impl Contract for RunCreate {
+    const KIND: MessageKind = MessageKind::RunCreate;
+}
+
+/// Where a run's working directory comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ResourceBundle {
+    /// A directory on the worker's host, copied into the run's working directory.
+    Directory {
+        /// Absolute path of the directory.
+        #[schemars(length(min = 1))]
+        path: String,
+    },
+    /// A git repository checked out at one commit.
+    Git {
+        /// Clone URL (credentials in it are redacted from every log and event).
+        #[schemars(length(min = 1))]
+        url: String,
+        /// The commit to check out (a full or abbreviated hash).
+        #[schemars(regex(pattern = r"^[0-9a-f]{7,64}$"))]
+        commit: String,
+    },
+}

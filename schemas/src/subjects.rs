@@ -1,0 +1,161 @@
+//! Subjects and streams.
+//!
+//! Every subject carries the tenant as its third token, so NATS permissions
+//! can confine a producer to `runfleet.*.<tenant>.>`:
+//!
+//! | subject                               | message          | stream              |
+//! |---------------------------------------|------------------|---------------------|
+//! | `runfleet.run.<tenant>.<run_id>`      | `run.create`     | [`WORK_STREAM`]     |
+//! | `runfleet.cmd.<tenant>.<run_id>`      | `command.create` | [`WORK_STREAM`]     |
+//! | `runfleet.ctl.<tenant>.<run_id>`      | `control.cancel` | [`CONTROL_STREAM`]  |
+//! | `runfleet.receipt.<tenant>.<run_id>`  | `receipt`        | [`RECEIPT_STREAM`]  |
+//! | `runfleet.evt.<tenant>.<run_id>`      | `event`          | [`EVENT_STREAM`]    |
+//! | `runfleet.dlq.<tenant>`               | `dead-letter`    | [`DEAD_LETTER_STREAM`] |
+//!
+//! Tokens are the validated identifier types of [`crate::Tenant`] and
+//! [`crate::RunId`], so a subject built here can never contain a stray `.`,
+//! `*`, `>` or whitespace.
+
+use crate::{MessageKind, RunId, Tenant};
+
+/// The first token of every runfleet subject.
+pub const PREFIX: &str = "runfleet";
+
+/// Runs and commands: the work the fleet pulls.
+pub const WORK_STREAM: &str = "RUNFLEET_WORK";
+/// Control messages (cancellation).
+pub const CONTROL_STREAM: &str = "RUNFLEET_CONTROL";
+/// Receipts, for producers waiting on an outcome.
+pub const RECEIPT_STREAM: &str = "RUNFLEET_RECEIPTS";
+/// Run events, for live followers (bounded; PostgreSQL keeps the full log).
+pub const EVENT_STREAM: &str = "RUNFLEET_EVENTS";
+/// Dead letters, for operators.
+pub const DEAD_LETTER_STREAM: &str = "RUNFLEET_DLQ";
+
+/// The dead-letter subject's tenant token when the original subject has none.
+pub const UNKNOWN_TENANT: &str = "_unknown";
+
+/// The subject family of each kind (the second token).
+pub const fn family(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::RunCreate => "run",
+        MessageKind::CommandCreate => "cmd",
+        MessageKind::ControlCancel => "ctl",
+        MessageKind::Receipt => "receipt",
+        MessageKind::Event => "evt",
+        MessageKind::DeadLetter => "dlq",
+    }
+}
+
+/// The subject a message of `kind` for this run is published on.
+/// (Dead letters have no run token: use [`dead_letter`].)
+pub fn for_run(kind: MessageKind, tenant: &Tenant, run_id: &RunId) -> String {
+    format!("{PREFIX}.{}.{tenant}.{run_id}", family(kind))
+}
+
+/// `runfleet.run.<tenant>.<run_id>`
+pub fn run(tenant: &Tenant, run_id: &RunId) -> String {
+    for_run(MessageKind::RunCreate, tenant, run_id)
+}
+
+/// `runfleet.cmd.<tenant>.<run_id>`
+pub fn command(tenant: &Tenant, run_id: &RunId) -> String {
+    for_run(MessageKind::CommandCreate, tenant, run_id)
+}
+
+/// `runfleet.ctl.<tenant>.<run_id>`
+pub fn control(tenant: &Tenant, run_id: &RunId) -> String {
+    for_run(MessageKind::ControlCancel, tenant, run_id)
+}
+
+/// `runfleet.receipt.<tenant>.<run_id>`
+pub fn receipt(tenant: &Tenant, run_id: &RunId) -> String {
+    for_run(MessageKind::Receipt, tenant, run_id)
+}
+
+/// `runfleet.evt.<tenant>.<run_id>`
+pub fn event(tenant: &Tenant, run_id: &RunId) -> String {
+    for_run(MessageKind::Event, tenant, run_id)
+}
+
+/// `runfleet.dlq.<tenant>`, where `tenant` is the original subject's tenant
+/// token or [`UNKNOWN_TENANT`].
+pub fn dead_letter(tenant: &str) -> String {
+    format!("{PREFIX}.dlq.{tenant}")
+}
+
+/// All subjects of one family, for stream configuration: `runfleet.<family>.>`.
+pub fn wildcard(kind: MessageKind) -> String {
+    format!("{PREFIX}.{}.>", family(kind))
+}
+
+/// The parts of a runfleet subject, as read back from a delivered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedSubject<'a> {
+    /// The message kind its family implies.
+    pub kind: MessageKind,
+    /// The tenant token, as it appears (not yet validated).
+    pub tenant: &'a str,
+    /// The run token, absent for dead letters.
+    pub run_id: Option<&'a str>,
+}
+
+/// Reads a subject built by this module; `None` when it is not one.
+pub fn parse(subject: &str) -> Option<ParsedSubject<'_>> {
+    let mut tokens = subject.split('.');
+    if tokens.next()? != PREFIX {
+        return None;
+    }
+    let family_token = tokens.next()?;
+    let kind = MessageKind::ALL
+        .into_iter()
+        .find(|k| family(*k) == family_token)?;
+    let tenant = tokens.next().filter(|t| !t.is_empty())?;
+    let run_id = tokens.next();
+    let expected_tokens = if kind == MessageKind::DeadLetter {
+        None
+    } else {
+        Some(())
+    };
+    if tokens.next().is_some() || run_id.is_some() != expected_tokens.is_some() {
+        return None;
+    }
+    Some(ParsedSubject {
+        kind,
+        tenant,
+        run_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_parses_subjects() {
+        let tenant = Tenant::new("acme").unwrap();
+        let run_id = RunId::new("r-1").unwrap();
+        assert_eq!(command(&tenant, &run_id), "runfleet.cmd.acme.r-1");
+        assert_eq!(
+            parse("runfleet.cmd.acme.r-1"),
+            Some(ParsedSubject {
+                kind: MessageKind::CommandCreate,
+                tenant: "acme",
+                run_id: Some("r-1")
+            })
+        );
+        assert_eq!(
+            parse(&dead_letter("acme")).map(|p| p.kind),
+            Some(MessageKind::DeadLetter)
+        );
+        for bad in [
+            "runfleet.cmd.acme",
+            "other.cmd.a.b",
+            "runfleet.cmd.a.b.c",
+            "runfleet.nope.a.b",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        assert_eq!(wildcard(MessageKind::Event), "runfleet.evt.>");
+    }
+}
