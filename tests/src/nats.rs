@@ -103,7 +103,7 @@ impl TestNats {
         loop {
             if let Some(file) = std::fs::read_dir(dir)
                 .ok()
-                .and_then(|entries| entries.flatten().map(|e| e.path()).find(is_ports_file))
+                .and_then(|entries| entries.flatten().map(|e| e.path()).find(|path| is_ports_file(path)))
                 && let Ok(text) = std::fs::read_to_string(&file)
                 && let Ok(ports) = serde_json::from_str(&text)
             {
@@ -187,7 +187,7 @@ impl Drop for TestNats {
     }
 }
 
-fn is_ports_file(path: &PathBuf) -> bool {
+fn is_ports_file(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "ports")
 }
 
