@@ -1,1 +1,20 @@
-//! placeholder
+//! # runfleet-producer — publish runs and commands to the fleet
+//!
+//! Upstream Rust services use [`Producer`] to publish the producer-side
+//! messages of the contract (`run.create`, `command.create`,
+//! `control.cancel`) to NATS JetStream. Every message is checked against
+//! its JSON Schema before it leaves the process, is published on its
+//! subject with `Nats-Msg-Id` set to its idempotency key and
+//! `Runfleet-Schema` set to its kind, and the call returns only when
+//! JetStream has stored it (the PubAck). A publish JetStream recognises as
+//! a duplicate is reported as [`Accepted::duplicate`], not as an error: the
+//! message was accepted before.
+//!
+//! Producers in other languages follow `schemas/README.md` instead.
+#![forbid(unsafe_code)]
+
+mod error;
+mod producer;
+
+pub use error::ProducerError;
+pub use producer::{Accepted, Producer};

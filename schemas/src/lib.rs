@@ -45,6 +45,7 @@ pub mod headers;
 mod ids;
 mod kind;
 mod receipt;
+mod routing;
 mod run_create;
 mod status;
 pub mod subjects;
@@ -58,6 +59,7 @@ pub use failure::{FailureKind, Retry};
 pub use ids::{CommandId, IdError, ProfileName, ProjectId, RunId, SessionId, Tenant};
 pub use kind::{Contract, MessageKind, SchemaVersion};
 pub use receipt::{EventRange, Failure, Receipt};
+pub use routing::Routed;
 pub use run_create::{ResourceBundle, RunCreate};
 pub use status::{CommandStatus, RunStatus, TerminalCommandStatus};
 

@@ -21,11 +21,13 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod bins;
 mod error;
 mod nats;
 mod paths;
 mod postgres;
 
+pub use bins::binary;
 pub use error::FixtureError;
 pub use nats::{TestCluster, TestNats};
 pub use paths::workspace_root;

@@ -101,10 +101,12 @@ impl TestNats {
     async fn wait_for_ports(&mut self, dir: &Path) -> Result<serde_json::Value, FixtureError> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(file) = std::fs::read_dir(dir)
-                .ok()
-                .and_then(|entries| entries.flatten().map(|e| e.path()).find(|path| is_ports_file(path)))
-                && let Ok(text) = std::fs::read_to_string(&file)
+            if let Some(file) = std::fs::read_dir(dir).ok().and_then(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|path| is_ports_file(path))
+            }) && let Ok(text) = std::fs::read_to_string(&file)
                 && let Ok(ports) = serde_json::from_str(&text)
             {
                 return Ok(ports);

@@ -1,0 +1,36 @@
+//! What can go wrong when publishing.
+
+use runfleet_schemas::DecodeError;
+
+/// A publish that did not happen, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    /// NATS could not be reached.
+    #[error(
+        "cannot reach NATS at {url}: {source} — is the stack running? (`scripts/stack start`, see README)"
+    )]
+    Connect {
+        /// The URL tried.
+        url: String,
+        /// The client's reason.
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    /// The message does not match the contract; nothing was published.
+    #[error("not published: {0}")]
+    Invalid(#[from] DecodeError),
+    /// The message could not be serialized.
+    #[error("cannot serialize the message: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// JetStream did not store the message (no stream for the subject, timeout, …).
+    #[error(
+        "JetStream did not accept the message on {subject}: {source} — has `runfleet-worker setup` created the streams?"
+    )]
+    Publish {
+        /// The subject published on.
+        subject: String,
+        /// JetStream's reason.
+        #[source]
+        source: async_nats::jetstream::context::PublishError,
+    },
+}

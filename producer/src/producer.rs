@@ -1,0 +1,91 @@
+//! The [`Producer`]: validated, deduplicated, acknowledged publishes.
+
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use runfleet_schemas::{Routed, decode_value, headers};
+
+use crate::ProducerError;
+
+/// A connection to NATS that publishes contract messages.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    /// The core NATS client (for subscriptions and requests).
+    client: async_nats::Client,
+    /// JetStream on that client (for acknowledged publishes).
+    jetstream: jetstream::Context,
+}
+
+/// JetStream stored the message (or had stored it before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The stream that stored it.
+    pub stream: String,
+    /// Its sequence in that stream (the original's, for a duplicate).
+    pub sequence: u64,
+    /// `true` when the same `Nats-Msg-Id` was accepted before: nothing new was stored.
+    pub duplicate: bool,
+}
+
+impl Producer {
+    /// Connects to NATS at `url` (e.g. `nats://127.0.0.1:4222`).
+    ///
+    /// # Errors
+    /// [`ProducerError::Connect`] when the server does not answer.
+    pub async fn connect(url: &str) -> Result<Producer, ProducerError> {
+        let client = async_nats::connect(url)
+            .await
+            .map_err(|source| ProducerError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+        Ok(Producer::from_client(client))
+    }
+
+    /// Wraps an existing client (with whatever authentication it was built with).
+    pub fn from_client(client: async_nats::Client) -> Producer {
+        let jetstream = jetstream::new(client.clone());
+        Producer { client, jetstream }
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// Validates `message` against its JSON Schema and publishes it on its
+    /// subject with its `Nats-Msg-Id`, waiting for JetStream's PubAck.
+    ///
+    /// A publish whose PubAck does not arrive may still have been stored:
+    /// retry with the *same* message (same idempotency key) and JetStream
+    /// deduplicates it.
+    ///
+    /// # Errors
+    /// [`ProducerError::Invalid`] naming the field when the message breaks
+    /// the contract (nothing is published); [`ProducerError::Publish`] when
+    /// JetStream does not store it.
+    pub async fn publish<M: Routed>(&self, message: &M) -> Result<Accepted, ProducerError> {
+        let value = serde_json::to_value(message)?;
+        decode_value::<M>(value.clone())?;
+        let payload = serde_json::to_vec(&value)?;
+        let subject = message.subject();
+        let mut headers = HeaderMap::new();
+        headers.insert(headers::MSG_ID, message.msg_id().as_str());
+        headers.insert(headers::SCHEMA, M::KIND.as_str());
+        let publish_error = |source| ProducerError::Publish {
+            subject: subject.clone(),
+            source,
+        };
+        let ack = self
+            .jetstream
+            .publish_with_headers(subject.clone(), headers, payload.into())
+            .await
+            .map_err(publish_error)?
+            .await
+            .map_err(publish_error)?;
+        Ok(Accepted {
+            stream: ack.stream,
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+}
