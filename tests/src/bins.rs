@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use crate::{FixtureError, workspace_root};
 
 /// The path of a workspace binary (`runfleet`, `runfleet-worker`), built
-/// with `cargo build --bins` on first use in this process so it is never stale.
+/// with `cargo build --workspace --bins` (the same feature set as `scripts/test`, so it is a no-op there) on first use in this process so it is never stale.
 ///
 /// # Errors
 /// [`FixtureError::Command`] when the build fails.
