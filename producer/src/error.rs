@@ -7,14 +7,13 @@ use runfleet_schemas::DecodeError;
 pub enum ProducerError {
     /// NATS could not be reached.
     #[error(
-        "cannot reach NATS at {url}: {source} — is the stack running? (`scripts/stack start`, see README)"
+        "cannot reach NATS at {url}: {cause} — is the stack running? (`scripts/stack start`, see README)"
     )]
     Connect {
         /// The URL tried.
         url: String,
         /// The client's reason.
-        #[source]
-        source: async_nats::ConnectError,
+        cause: async_nats::ConnectError,
     },
     /// The message does not match the contract; nothing was published.
     #[error("not published: {0}")]
@@ -24,13 +23,12 @@ pub enum ProducerError {
     Serialize(#[from] serde_json::Error),
     /// JetStream did not store the message (no stream for the subject, timeout, …).
     #[error(
-        "JetStream did not accept the message on {subject}: {source} — has `runfleet-worker setup` created the streams?"
+        "JetStream did not accept the message on {subject}: {cause} — has `runfleet-worker setup` created the streams?"
     )]
     Publish {
         /// The subject published on.
         subject: String,
         /// JetStream's reason.
-        #[source]
-        source: async_nats::jetstream::context::PublishError,
+        cause: async_nats::jetstream::context::PublishError,
     },
 }

@@ -34,9 +34,9 @@ impl Producer {
     pub async fn connect(url: &str) -> Result<Producer, ProducerError> {
         let client = async_nats::connect(url)
             .await
-            .map_err(|source| ProducerError::Connect {
+            .map_err(|cause| ProducerError::Connect {
                 url: url.to_owned(),
-                source,
+                cause,
             })?;
         Ok(Producer::from_client(client))
     }
@@ -71,9 +71,9 @@ impl Producer {
         let mut headers = HeaderMap::new();
         headers.insert(headers::MSG_ID, message.msg_id().as_str());
         headers.insert(headers::SCHEMA, M::KIND.as_str());
-        let publish_error = |source| ProducerError::Publish {
+        let publish_error = |cause| ProducerError::Publish {
             subject: subject.clone(),
-            source,
+            cause,
         };
         let ack = self
             .jetstream

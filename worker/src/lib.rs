@@ -5,8 +5,22 @@
 //! binary, which stays thin: it parses flags, sets up tracing and calls in
 //! here.
 //!
-//! - [`preflight`]: checks that the NATS server is new enough and has
-//!   JetStream, and that PostgreSQL answers, before anything else runs.
+//! - [`worker`]: the pull loop, bounded concurrency, drained shutdown.
+//! - `handler`: one delivered message from validation to its ack.
+//! - [`journal`]: the write-once journal and the fenced run claims.
+//! - [`setup`]: streams, the work consumer and migrations (idempotent).
+//! - [`backend`]: what executes a command (`echo`).
+//! - [`preflight`]: refuses unsupported NATS servers, checks PostgreSQL.
 #![forbid(unsafe_code)]
 
+pub mod backend;
+pub mod config;
+pub mod db;
+mod handler;
+pub mod journal;
 pub mod preflight;
+pub mod publisher;
+pub mod retry;
+pub mod setup;
+pub mod waiters;
+pub mod worker;

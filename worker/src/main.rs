@@ -1,67 +1,119 @@
-//! `runfleet-worker` — the worker binary (thin: flags, tracing, then the library).
+//! `runfleet-worker` — the worker binary (thin: flags, tracing, signals, then the library).
 //!
 //! ```text
+//! runfleet-worker run       # the default: pull and execute work until SIGTERM/SIGINT
+//! runfleet-worker setup     # create or update streams, the consumer and migrations
 //! runfleet-worker check     # NATS version and JetStream, PostgreSQL reachability
 //! ```
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use runfleet_worker::preflight;
+use runfleet_worker::config::{Connections, StreamSettings, WorkerConfig, WorkerSettings};
+use runfleet_worker::{preflight, worker};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 #[command(name = "runfleet-worker", version, about = "The runfleet worker fleet")]
 struct Cli {
-    /// The NATS server(s) to pull from.
-    #[arg(
-        long,
-        global = true,
-        env = "NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    nats_url: String,
-    /// The PostgreSQL database holding the journal.
-    #[arg(
-        long,
-        global = true,
-        env = "DATABASE_URL",
-        default_value = "postgres://runfleet@127.0.0.1:54329/runfleet",
-        hide_env_values = true
-    )]
-    database_url: String,
+    #[command(flatten)]
+    connections: Connections,
+    #[command(flatten)]
+    streams: StreamSettings,
+    #[command(flatten)]
+    worker: WorkerSettings,
+    /// Log as JSON lines.
+    #[arg(long, env = "RUNFLEET_LOG_JSON")]
+    log_json: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Pull and execute work until SIGTERM/SIGINT (the default).
+    Run,
+    /// Create or update the streams, the work consumer and the PostgreSQL schema.
+    Setup,
     /// Check that NATS (version, JetStream) and PostgreSQL are usable; exit 1 if not.
     Check,
 }
 
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,async_nats=warn,refinery_core=warn,tokio_postgres=warn",
+        )
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Check => match preflight::run(&cli.nats_url, &cli.database_url).await {
-            Ok(report) => {
-                println!(
-                    "ok: nats-server {} with JetStream, PostgreSQL {}",
-                    report.nats_version, report.postgres_version
-                );
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("error: {err}");
-                ExitCode::FAILURE
-            }
-        },
+    init_tracing(cli.log_json);
+    let config = WorkerConfig {
+        connections: cli.connections,
+        streams: cli.streams,
+        worker: cli.worker,
+    };
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Check => preflight::run(
+            &config.connections.nats_url,
+            &config.connections.database_url,
+        )
+        .await
+        .map(|report| {
+            println!(
+                "ok: nats-server {} with JetStream, PostgreSQL {}",
+                report.nats_version, report.postgres_version
+            );
+        })
+        .map_err(anyhow::Error::from),
+        Command::Setup => worker::setup(&config)
+            .await
+            .map(|applied| {
+                println!("ok: streams and consumer ready, {applied} migration(s) applied")
+            })
+            .map_err(anyhow::Error::from),
+        Command::Run => {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(watch_signals(shutdown.clone()));
+            worker::run(config, shutdown)
+                .await
+                .map_err(anyhow::Error::from)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// First SIGTERM/SIGINT: graceful shutdown. Second: exit at once.
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::info!("shutdown requested; finishing in-flight work (signal again to exit now)");
+    shutdown.cancel();
+    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    tracing::warn!("second signal: exiting now");
+    std::process::exit(130);
 }

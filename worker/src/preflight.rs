@@ -53,13 +53,12 @@ impl fmt::Display for Version {
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
     /// NATS could not be reached.
-    #[error("cannot reach NATS at {url}: {source} — is the stack running? (`scripts/stack start`)")]
+    #[error("cannot reach NATS at {url}: {cause} — is the stack running? (`scripts/stack start`)")]
     NatsConnect {
         /// The URL tried.
         url: String,
         /// The client's reason.
-        #[source]
-        source: async_nats::ConnectError,
+        cause: async_nats::ConnectError,
     },
     /// The server is older than [`MIN_NATS_SERVER`] (or says a version we cannot read).
     #[error(
@@ -80,12 +79,11 @@ pub enum PreflightError {
     },
     /// PostgreSQL could not be reached.
     #[error(
-        "cannot reach PostgreSQL: {source} — check DATABASE_URL (`scripts/stack env` prints the local one)"
+        "cannot reach PostgreSQL: {cause} — check DATABASE_URL (`scripts/stack env` prints the local one)"
     )]
     Postgres {
         /// The driver's reason.
-        #[source]
-        source: tokio_postgres::Error,
+        cause: tokio_postgres::Error,
     },
 }
 
@@ -125,19 +123,19 @@ pub async fn run(nats_url: &str, database_url: &str) -> Result<Report, Preflight
     let client =
         async_nats::connect(nats_url)
             .await
-            .map_err(|source| PreflightError::NatsConnect {
+            .map_err(|cause| PreflightError::NatsConnect {
                 url: nats_url.to_owned(),
-                source,
+                cause,
             })?;
     let nats_version = check_nats(&client, nats_url).await?;
     let (pg, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
         .await
-        .map_err(|source| PreflightError::Postgres { source })?;
+        .map_err(|cause| PreflightError::Postgres { cause })?;
     let driver = tokio::spawn(connection);
     let postgres_version: String = pg
         .query_one("SHOW server_version", &[])
         .await
-        .map_err(|source| PreflightError::Postgres { source })?
+        .map_err(|cause| PreflightError::Postgres { cause })?
         .get(0);
     drop(pg);
     let _ = driver.await;

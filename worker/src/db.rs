@@ -1,0 +1,87 @@
+//! The PostgreSQL connection pool (`bb8` + `tokio-postgres`).
+
+use bb8_postgres::PostgresConnectionManager;
+use tokio_postgres::NoTls;
+
+/// A PostgreSQL failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The server refused or failed a statement, or the connection broke.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No connection could be had from the pool in time.
+    #[error("PostgreSQL pool: {0}")]
+    Pool(String),
+    /// A stored value did not have the expected shape.
+    #[error("PostgreSQL returned an unexpected value: {0}")]
+    Unexpected(String),
+}
+
+impl From<bb8::RunError<tokio_postgres::Error>> for DbError {
+    fn from(err: bb8::RunError<tokio_postgres::Error>) -> DbError {
+        match err {
+            bb8::RunError::User(err) => DbError::Postgres(err),
+            bb8::RunError::TimedOut => DbError::Pool("timed out waiting for a connection".into()),
+        }
+    }
+}
+
+/// A pool of connections to the journal database.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    /// The bb8 pool.
+    inner: bb8::Pool<PostgresConnectionManager<NoTls>>,
+    /// The URL, for connections outside the pool (migrations, LISTEN).
+    url: String,
+}
+
+impl Pool {
+    /// Connects a pool of `size` connections to `url`.
+    ///
+    /// # Errors
+    /// [`DbError`] when the URL is invalid or the server does not answer.
+    pub async fn connect(url: &str, size: u32) -> Result<Pool, DbError> {
+        let config: tokio_postgres::Config = url.parse()?;
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let inner = bb8::Pool::builder()
+            .max_size(size.max(1))
+            .connection_timeout(std::time::Duration::from_secs(10))
+            .build(manager)
+            .await?;
+        // Fail now, with the server's reason, rather than on the first message.
+        drop(inner.get().await?);
+        Ok(Pool {
+            inner,
+            url: url.to_owned(),
+        })
+    }
+
+    /// A pooled connection.
+    ///
+    /// # Errors
+    /// [`DbError::Pool`] when none is free in time.
+    pub async fn get(
+        &self,
+    ) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<NoTls>>, DbError> {
+        Ok(self.inner.get().await?)
+    }
+
+    /// A connection of its own, outside the pool (its driver runs on a spawned task).
+    ///
+    /// # Errors
+    /// [`DbError::Postgres`] when the server does not answer.
+    pub async fn dedicated(&self) -> Result<tokio_postgres::Client, DbError> {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "dedicated PostgreSQL connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    /// The database URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}

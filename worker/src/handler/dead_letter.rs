@@ -1,0 +1,88 @@
+//! Dead-lettering: the message, byte for byte, with its reason and delivery
+//! history, stored in PostgreSQL first and then published on
+//! `runfleet.dlq.<tenant>`; only then is the original terminated.
+
+use async_nats::jetstream;
+use base64::Engine;
+use runfleet_schemas::{
+    DeadLetter, DeliveryRecord, FailureKind, PayloadEncoding, SchemaVersion, decode_value, subjects,
+};
+
+use super::{Delivery, Disposition, Retryable};
+use crate::publisher::publish;
+use crate::worker::Shared;
+
+/// Dead-letters the delivered message and returns [`Disposition::Term`].
+///
+/// # Errors
+/// [`Retryable`] when it could not be stored or published (the message stays).
+pub(crate) async fn dead_letter(
+    shared: &Shared,
+    message: &jetstream::Message,
+    delivery: &Delivery,
+    reason: FailureKind,
+    why: String,
+) -> Result<Disposition, Retryable> {
+    tracing::warn!(reason = %reason, why = %why, "dead-lettering the message");
+    let tenant = subjects::parse(&delivery.subject)
+        .map(|p| p.tenant.to_owned())
+        .filter(|t| runfleet_schemas::Tenant::new(t.as_str()).is_ok())
+        .unwrap_or_else(|| subjects::UNKNOWN_TENANT.to_owned());
+    let (payload, payload_encoding) = match std::str::from_utf8(&message.payload) {
+        Ok(text) => (text.to_owned(), PayloadEncoding::Utf8),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(&message.payload),
+            PayloadEncoding::Base64,
+        ),
+    };
+    let original_headers = message
+        .headers
+        .as_ref()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|(name, values)| {
+                    (
+                        name.to_string(),
+                        values.iter().map(|v| v.as_str().to_owned()).collect(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let idempotency_key = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(runfleet_schemas::headers::MSG_ID))
+        .map(|v| v.as_str().to_owned());
+    let mut deliveries = shared
+        .journal
+        .delivery_history(delivery.stream_sequence)
+        .await?;
+    deliveries.push(DeliveryRecord {
+        attempt: delivery.attempt,
+        worker_id: shared.worker_id.clone(),
+        at: chrono::Utc::now(),
+        outcome: format!("{reason}: {why}"),
+    });
+    let letter = DeadLetter {
+        schema: Default::default(),
+        version: SchemaVersion,
+        dead_letter_id: uuid::Uuid::now_v7().to_string(),
+        tenant,
+        reason,
+        message: why,
+        original_subject: delivery.subject.clone(),
+        original_headers,
+        payload,
+        payload_encoding,
+        idempotency_key,
+        stream_sequence: delivery.stream_sequence,
+        deliveries,
+        dead_lettered_at: chrono::Utc::now(),
+    };
+    let stored = shared.journal.insert_dead_letter(&letter).await?;
+    let stored: DeadLetter = decode_value(stored).unwrap_or(letter);
+    publish(&shared.jetstream, &stored, None).await?;
+    Ok(Disposition::Term)
+}

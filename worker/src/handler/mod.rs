@@ -1,0 +1,221 @@
+//! Handling one delivered work message, from validation to its ack.
+//!
+//! [`handle`] reads the delivery, checks the message against the contract
+//! and its subject, and dispatches it to [`run_create`] or [`command`]. What
+//! those return says what happens to the message ([`Disposition`]); a
+//! retryable failure is NAKed with a growing delay until the delivery limit,
+//! after which the message is dead-lettered. Nothing is acked before its
+//! outcome is committed in PostgreSQL.
+
+mod command;
+mod dead_letter;
+mod run_create;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind};
+use runfleet_schemas::{
+    CommandCreate, DecodeError, FailureKind, MessageKind, RunCreate, decode, subjects,
+};
+
+use crate::db::DbError;
+use crate::publisher::PublishError;
+use crate::retry::nak_delay;
+use crate::worker::Shared;
+
+pub(crate) use dead_letter::dead_letter;
+
+/// What to do with the delivered message once handling is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    /// Outcome committed: remove the message (confirmed ack).
+    Ack,
+    /// Deliver again, after the delay (`None`: at once).
+    Nak(Option<Duration>),
+    /// Never deliver again (dead-lettered).
+    Term,
+    /// Do nothing: the claim was superseded, the successor owns the message.
+    Leave,
+}
+
+/// A failure that another delivery may not meet (database, broker).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Retryable {
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A publish was not confirmed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+}
+
+/// One delivery of one message.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    /// The subject it was published on.
+    pub subject: String,
+    /// The delivery count (1 for the first).
+    pub attempt: u64,
+    /// Its sequence in the work stream.
+    pub stream_sequence: u64,
+    /// When it was published.
+    pub published: chrono::DateTime<chrono::Utc>,
+}
+
+/// Handles one message to the end: dispatch, then ack, NAK or terminate.
+pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
+    let delivery = match message.info() {
+        Ok(info) => Delivery {
+            subject: message.subject.to_string(),
+            attempt: u64::try_from(info.delivered).unwrap_or(1).max(1),
+            stream_sequence: info.stream_sequence,
+            published: chrono::DateTime::from_timestamp(
+                info.published.unix_timestamp(),
+                info.published.nanosecond(),
+            )
+            .unwrap_or_default(),
+        },
+        Err(err) => {
+            tracing::warn!(msg.subject = %message.subject, error = %err, "not a JetStream delivery; ignored");
+            return;
+        }
+    };
+    let span = tracing::info_span!(
+        "message",
+        msg.subject = %delivery.subject,
+        stream.seq = delivery.stream_sequence,
+        attempt = delivery.attempt,
+        worker.id = %shared.worker_id,
+    );
+    let _enter = span.enter();
+    let disposition = match dispatch(shared, &message, &delivery).await {
+        Ok(disposition) => disposition,
+        Err(err) => retry_or_give_up(shared, &message, &delivery, err.to_string()).await,
+    };
+    settle(&message, &delivery, disposition).await;
+}
+
+async fn dispatch(
+    shared: &Shared,
+    message: &jetstream::Message,
+    delivery: &Delivery,
+) -> Result<Disposition, Retryable> {
+    let Some(parsed) = subjects::parse(&delivery.subject) else {
+        let why = format!("{} is not a runfleet work subject", delivery.subject);
+        return dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await;
+    };
+    let invalid = |err: DecodeError| err.to_string();
+    match parsed.kind {
+        MessageKind::RunCreate => match decode::<RunCreate>(&message.payload) {
+            Ok(run) => match subject_mismatch(&parsed, run.tenant.as_str(), run.run_id.as_str()) {
+                Some(why) => {
+                    dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await
+                }
+                None => run_create::handle(shared, message, delivery, run).await,
+            },
+            Err(err) => {
+                dead_letter(
+                    shared,
+                    message,
+                    delivery,
+                    FailureKind::SchemaInvalid,
+                    invalid(err),
+                )
+                .await
+            }
+        },
+        MessageKind::CommandCreate => match decode::<CommandCreate>(&message.payload) {
+            Ok(cmd) => match subject_mismatch(&parsed, cmd.tenant.as_str(), cmd.run_id.as_str()) {
+                Some(why) => {
+                    dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await
+                }
+                None => command::handle(shared, message, delivery, cmd).await,
+            },
+            Err(err) => {
+                dead_letter(
+                    shared,
+                    message,
+                    delivery,
+                    FailureKind::SchemaInvalid,
+                    invalid(err),
+                )
+                .await
+            }
+        },
+        other => {
+            let why = format!("{other} messages do not belong on {}", delivery.subject);
+            dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await
+        }
+    }
+}
+
+/// The subject's tenant and run tokens must be the body's.
+fn subject_mismatch(
+    parsed: &subjects::ParsedSubject<'_>,
+    tenant: &str,
+    run_id: &str,
+) -> Option<String> {
+    let kind = parsed.kind;
+    if parsed.tenant != tenant {
+        return Some(format!(
+            "{kind}: /tenant: {tenant:?} does not match the subject's tenant {:?}",
+            parsed.tenant
+        ));
+    }
+    if parsed.run_id != Some(run_id) {
+        return Some(format!(
+            "{kind}: /run_id: {run_id:?} does not match the subject's run {:?}",
+            parsed.run_id.unwrap_or_default()
+        ));
+    }
+    None
+}
+
+/// A retryable failure: NAK with a growing delay, or dead-letter at the delivery limit.
+async fn retry_or_give_up(
+    shared: &Shared,
+    message: &jetstream::Message,
+    delivery: &Delivery,
+    reason: String,
+) -> Disposition {
+    tracing::warn!(error = %reason, "delivery failed; it will be retried");
+    let _ = shared
+        .journal
+        .log_delivery(
+            delivery.stream_sequence,
+            attempt_i64(delivery),
+            &shared.worker_id,
+            &reason,
+        )
+        .await;
+    if delivery.attempt >= shared.max_deliver() {
+        let why = format!(
+            "gave up after {} deliveries; last failure: {reason}",
+            delivery.attempt
+        );
+        match dead_letter(shared, message, delivery, FailureKind::MaxDeliveries, why).await {
+            Ok(disposition) => return disposition,
+            Err(err) => {
+                tracing::error!(error = %err, "could not dead-letter; leaving the message for redelivery")
+            }
+        }
+    }
+    Disposition::Nak(Some(nak_delay(delivery.attempt)))
+}
+
+pub(crate) fn attempt_i64(delivery: &Delivery) -> i64 {
+    i64::try_from(delivery.attempt).unwrap_or(i64::MAX)
+}
+
+async fn settle(message: &jetstream::Message, delivery: &Delivery, disposition: Disposition) {
+    let result = match disposition {
+        Disposition::Ack => message.double_ack().await,
+        Disposition::Nak(delay) => message.ack_with(AckKind::Nak(delay)).await,
+        Disposition::Term => message.ack_with(AckKind::Term).await,
+        Disposition::Leave => Ok(()),
+    };
+    if let Err(err) = result {
+        // The outcome is committed (or the message is retryable): a redelivery replays it.
+        tracing::warn!(stream.seq = delivery.stream_sequence, ?disposition, error = %err, "settling the message failed");
+    }
+}

@@ -1,0 +1,169 @@
+//! Idempotent provisioning: streams, the work consumer, and the PostgreSQL
+//! migrations. Safe to run from many workers at once: JetStream stream and
+//! consumer creation converge (create-or-update), and migrations run under a
+//! PostgreSQL advisory lock.
+//!
+//! | stream | subjects | retention | why |
+//! |---|---|---|---|
+//! | `RUNFLEET_WORK` | `runfleet.run.>`, `runfleet.cmd.>` | work queue | one consumer, acked messages leave; PostgreSQL holds the history |
+//! | `RUNFLEET_CONTROL` | `runfleet.ctl.>` | limits, 1 day | every worker sees every cancel |
+//! | `RUNFLEET_RECEIPTS` | `runfleet.receipt.>` | limits, 7 days | producers wait on receipts, late or early |
+//! | `RUNFLEET_EVENTS` | `runfleet.evt.>` | limits, 1 day | live followers; the full log is in PostgreSQL |
+//! | `RUNFLEET_DLQ` | `runfleet.dlq.>` | limits, 30 days | operators inspect and re-drive |
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use runfleet_schemas::{MessageKind, subjects};
+
+use crate::config::StreamSettings;
+use crate::db::{DbError, Pool};
+
+/// The durable pull consumer the whole fleet shares on the work stream.
+pub const WORK_CONSUMER: &str = "runfleet-workers";
+
+/// Key of the advisory lock that serializes migrations across workers.
+const MIGRATION_LOCK: i64 = 0x7275_6e66_6c65_6574; // "runfleet"
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Why provisioning failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A stream could not be created or updated.
+    #[error("cannot create or update stream {stream}: {detail}")]
+    Stream {
+        /// The stream.
+        stream: String,
+        /// JetStream's reason.
+        detail: String,
+    },
+    /// The work consumer could not be created or updated.
+    #[error(
+        "cannot create or update consumer {WORK_CONSUMER} on {}: {detail}",
+        subjects::WORK_STREAM
+    )]
+    Consumer {
+        /// JetStream's reason.
+        detail: String,
+    },
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A migration failed.
+    #[error("PostgreSQL migration failed: {0}")]
+    Migration(#[from] refinery::Error),
+}
+
+/// The stream configurations, derived from the settings.
+pub fn stream_configs(settings: &StreamSettings) -> Vec<stream::Config> {
+    let day = Duration::from_secs(24 * 3600);
+    let base = |name: &str, kinds: &[MessageKind]| stream::Config {
+        name: name.into(),
+        subjects: kinds.iter().map(|k| subjects::wildcard(*k)).collect(),
+        num_replicas: settings.replicas,
+        storage: stream::StorageType::File,
+        duplicate_window: settings.dedupe_window,
+        ..Default::default()
+    };
+    vec![
+        stream::Config {
+            retention: stream::RetentionPolicy::WorkQueue,
+            description: Some("runfleet runs and commands: the fleet's work".into()),
+            ..base(
+                subjects::WORK_STREAM,
+                &[MessageKind::RunCreate, MessageKind::CommandCreate],
+            )
+        },
+        stream::Config {
+            max_age: day,
+            description: Some("runfleet cancellations".into()),
+            ..base(subjects::CONTROL_STREAM, &[MessageKind::ControlCancel])
+        },
+        stream::Config {
+            max_age: settings.receipt_retention,
+            description: Some("runfleet receipts: one per command".into()),
+            ..base(subjects::RECEIPT_STREAM, &[MessageKind::Receipt])
+        },
+        stream::Config {
+            max_age: settings.event_retention,
+            description: Some("runfleet run events (bounded copy; PostgreSQL keeps all)".into()),
+            ..base(subjects::EVENT_STREAM, &[MessageKind::Event])
+        },
+        stream::Config {
+            max_age: 30 * day,
+            description: Some("runfleet dead letters".into()),
+            ..base(subjects::DEAD_LETTER_STREAM, &[MessageKind::DeadLetter])
+        },
+    ]
+}
+
+/// The work consumer's configuration.
+pub fn work_consumer_config(settings: &StreamSettings) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(WORK_CONSUMER.into()),
+        description: Some("the runfleet worker fleet".into()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: settings.ack_wait,
+        max_deliver: settings.max_deliver,
+        max_ack_pending: settings.max_ack_pending,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ..Default::default()
+    }
+}
+
+/// Creates or updates every stream and the work consumer.
+///
+/// # Errors
+/// [`SetupError::Stream`] or [`SetupError::Consumer`].
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Result<consumer::Consumer<consumer::pull::Config>, SetupError> {
+    for config in stream_configs(settings) {
+        let name = config.name.clone();
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|err| SetupError::Stream {
+                stream: name,
+                detail: err.to_string(),
+            })?;
+    }
+    // Create-or-update: a changed ack_wait or max_deliver takes effect on the next start.
+    js.create_consumer_on_stream(work_consumer_config(settings), subjects::WORK_STREAM)
+        .await
+        .map_err(|err| SetupError::Consumer {
+            detail: err.to_string(),
+        })
+}
+
+/// Runs the pending migrations under an advisory lock; returns how many were applied.
+///
+/// # Errors
+/// [`SetupError::Db`] or [`SetupError::Migration`].
+pub async fn migrate(pool: &Pool) -> Result<usize, SetupError> {
+    let mut conn = pool.dedicated().await?;
+    conn.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(DbError::from)?;
+    let result = embedded::migrations::runner()
+        .set_migration_table_name("schema_migrations")
+        .run_async(&mut conn)
+        .await;
+    conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(DbError::from)?;
+    Ok(result?.applied_migrations().len())
+}
+
+/// The newest migration version this build knows.
+pub fn expected_schema_version() -> i32 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| m.version())
+        .max()
+        .unwrap_or(0)
+}

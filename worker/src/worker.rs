@@ -1,0 +1,290 @@
+//! The worker: connect, provision, register, then pull and handle work until
+//! told to stop.
+//!
+//! # Running workers
+//! Start as many `runfleet-worker run` processes as you like, anywhere: they
+//! share one durable pull consumer. Each pulls only as many messages as it
+//! has free execution slots (`RUNFLEET_CONCURRENCY`), because a pulled
+//! message's lease clock is already running.
+//!
+//! # Stopping workers safely
+//! On the first SIGTERM or SIGINT the worker stops pulling and lets its
+//! in-flight commands finish for up to `RUNFLEET_SHUTDOWN_GRACE`; commands
+//! still running then are aborted and NAKed without delay, so another worker
+//! picks them up at once. A second signal exits immediately (the leases then
+//! expire and the messages are redelivered after `ack_wait`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, EchoBackend};
+use crate::config::WorkerConfig;
+use crate::db::{DbError, Pool};
+use crate::handler;
+use crate::journal::Journal;
+use crate::preflight::{self, PreflightError};
+use crate::setup::{self, SetupError};
+use crate::waiters::Waiters;
+
+/// How long one pull request stays open waiting for messages.
+const PULL_EXPIRY: Duration = Duration::from_secs(1);
+/// How often the worker's registration is refreshed.
+const REGISTRATION_INTERVAL: Duration = Duration::from_secs(10);
+/// After the grace period, how long aborted commands get to hand their messages back.
+const ABORT_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the worker could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A dependency is unusable.
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    /// Provisioning failed.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What every message handler shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The configuration.
+    pub config: WorkerConfig,
+    /// This worker's id.
+    pub worker_id: String,
+    /// The journal.
+    pub journal: Journal,
+    /// JetStream, for publishing receipts, events and dead letters.
+    pub jetstream: jetstream::Context,
+    /// The backend executing commands.
+    pub backend: Arc<dyn Backend>,
+    /// Commands waiting for their turn.
+    pub waiters: Waiters,
+    /// Cancelled when in-flight work must stop now (after the shutdown grace).
+    pub abort: CancellationToken,
+}
+
+impl Shared {
+    /// The delivery limit, as a delivery count.
+    pub fn max_deliver(&self) -> u64 {
+        u64::try_from(self.config.streams.max_deliver)
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+}
+
+/// Connects to NATS and checks it (version, JetStream).
+///
+/// # Errors
+/// [`PreflightError`].
+pub async fn connect_nats(url: &str) -> Result<async_nats::Client, PreflightError> {
+    let addrs: Vec<async_nats::ServerAddr> = url
+        .split(',')
+        .filter_map(|u| u.trim().parse().ok())
+        .collect();
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(addrs)
+        .await
+        .map_err(|cause| PreflightError::NatsConnect {
+            url: url.to_owned(),
+            cause,
+        })?;
+    preflight::check_nats(&client, url).await?;
+    Ok(client)
+}
+
+/// `runfleet-worker setup`: streams, consumer and migrations; returns the migrations applied.
+///
+/// # Errors
+/// [`WorkerError`].
+pub async fn setup(config: &WorkerConfig) -> Result<usize, WorkerError> {
+    let client = connect_nats(&config.connections.nats_url).await?;
+    let pool = Pool::connect(&config.connections.database_url, 2).await?;
+    let applied = setup::migrate(&pool).await?;
+    setup::ensure_streams(&jetstream::new(client.clone()), &config.streams).await?;
+    let _ = client.flush().await;
+    Ok(applied)
+}
+
+/// `runfleet-worker run`: provisions, then handles work until `shutdown` is cancelled.
+///
+/// # Errors
+/// [`WorkerError`] when start-up fails; once running, failures are retried, not returned.
+pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    let worker_id = config.worker_id();
+    let client = connect_nats(&config.connections.nats_url).await?;
+    let js = jetstream::new(client.clone());
+    let pool = Pool::connect(&config.connections.database_url, config.worker.pg_pool_size).await?;
+    setup::migrate(&pool).await?;
+    let consumer = setup::ensure_streams(&js, &config.streams).await?;
+    let journal = Journal::new(pool.clone());
+    journal.register_worker(&worker_id, &hostname()).await?;
+    tracing::info!(worker.id = %worker_id, concurrency = config.worker.concurrency.get(), "worker started");
+
+    let backend: Arc<dyn Backend> =
+        Arc::new(EchoBackend::new(config.worker.echo_effects_file.clone()));
+    let background = CancellationToken::new();
+    let waiters = Waiters::default();
+    tokio::spawn(
+        waiters
+            .clone()
+            .listen(pool.url().to_owned(), background.clone()),
+    );
+    tokio::spawn(keep_registered(
+        journal.clone(),
+        worker_id.clone(),
+        background.clone(),
+    ));
+
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        worker_id: worker_id.clone(),
+        journal: journal.clone(),
+        jetstream: js,
+        backend,
+        waiters,
+        abort: CancellationToken::new(),
+    });
+    let slots = Arc::new(Semaphore::new(config.worker.concurrency.get()));
+    let mut tasks = JoinSet::new();
+    pull_until_shutdown(&consumer, &shared, &slots, &mut tasks, &shutdown).await;
+
+    drain(&shared, &mut tasks, config.worker.shutdown_grace).await;
+    background.cancel();
+    let _ = journal.touch_worker(&worker_id, true).await;
+    let _ = client.flush().await;
+    tracing::info!(worker.id = %worker_id, "worker stopped");
+    Ok(())
+}
+
+/// Pulls as many messages as there are free slots and hands each to a task.
+async fn pull_until_shutdown(
+    consumer: &consumer::Consumer<consumer::pull::Config>,
+    shared: &Arc<Shared>,
+    slots: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let mut permits = tokio::select! {
+            () = shutdown.cancelled() => return,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        if let Ok(more) = slots
+            .clone()
+            .try_acquire_many_owned(u32::try_from(slots.available_permits()).unwrap_or(u32::MAX))
+        {
+            permits.merge(more);
+        }
+        let wanted = permits.num_permits();
+        let batch = consumer
+            .batch()
+            .max_messages(wanted)
+            .expires(PULL_EXPIRY)
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(batch) => {
+                failures = 0;
+                batch
+            }
+            Err(err) => {
+                failures += 1;
+                tracing::warn!(error = %err, failures, "pull request failed");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(crate::retry::nak_delay(u64::from(failures))) => continue,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => return,
+                next = batch.next() => next,
+            };
+            match next {
+                Some(Ok(message)) => {
+                    let Some(permit) = permits.split(1) else {
+                        break;
+                    };
+                    let shared = shared.clone();
+                    tasks.spawn(async move {
+                        handler::handle(&shared, message).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(err)) => {
+                    // Missing heartbeats and the like are not terminal: pull again.
+                    tracing::debug!(error = %err, "pull batch ended with an error");
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+/// Lets in-flight work finish within `grace`, then aborts what is left.
+async fn drain(shared: &Shared, tasks: &mut JoinSet<()>, grace: Duration) {
+    if tasks.is_empty() {
+        return;
+    }
+    tracing::info!(in_flight = tasks.len(), grace = ?grace, "draining in-flight commands");
+    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_ok()
+    {
+        return;
+    }
+    tracing::warn!(
+        in_flight = tasks.len(),
+        "grace period over; aborting and handing messages back"
+    );
+    shared.abort.cancel();
+    if tokio::time::timeout(ABORT_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::error!(
+            left = tasks.len(),
+            "tasks did not stop; their messages redeliver after ack_wait"
+        );
+        tasks.abort_all();
+    }
+}
+
+async fn keep_registered(journal: Journal, worker_id: String, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(REGISTRATION_INTERVAL) => {
+                if let Err(err) = journal.touch_worker(&worker_id, false).await {
+                    tracing::warn!(error = %err, "could not refresh the worker registration");
+                }
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
