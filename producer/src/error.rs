@@ -31,4 +31,23 @@ pub enum ProducerError {
         /// JetStream's reason.
         cause: async_nats::jetstream::context::PublishError,
     },
+    /// Reading receipts or events failed.
+    #[error("cannot read {what}: {detail}")]
+    Read {
+        /// What was being read.
+        what: String,
+        /// The broker's reason.
+        detail: String,
+    },
+    /// Nothing arrived in time.
+    #[error("no {what} within {}", humantime::format_duration(*.waited))]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        waited: std::time::Duration,
+    },
+    /// An identifier is not a valid subject token.
+    #[error(transparent)]
+    Id(#[from] runfleet_schemas::IdError),
 }

@@ -14,7 +14,10 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod follow;
+pub mod messages;
 mod producer;
 
 pub use error::ProducerError;
+pub use messages::{new_cancel, new_command, new_run};
 pub use producer::{Accepted, Producer};

@@ -47,6 +47,52 @@ impl Producer {
         Producer { client, jetstream }
     }
 
+    /// JetStream on the underlying client.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    /// Publishes a `run.create` ([`Producer::publish`]).
+    ///
+    /// # Errors
+    /// As [`Producer::publish`].
+    pub async fn create_run(
+        &self,
+        run: &runfleet_schemas::RunCreate,
+    ) -> Result<Accepted, ProducerError> {
+        self.publish(run).await
+    }
+
+    /// Publishes a `command.create` ([`Producer::publish`]).
+    ///
+    /// # Errors
+    /// As [`Producer::publish`].
+    pub async fn send_command(
+        &self,
+        command: &runfleet_schemas::CommandCreate,
+    ) -> Result<Accepted, ProducerError> {
+        self.publish(command).await
+    }
+
+    /// Waits up to `timeout` for the receipt of `command`.
+    ///
+    /// # Errors
+    /// [`ProducerError::Timeout`], or [`ProducerError::Read`].
+    pub async fn wait_for_receipt(
+        &self,
+        command: &runfleet_schemas::CommandCreate,
+        timeout: std::time::Duration,
+    ) -> Result<runfleet_schemas::Receipt, ProducerError> {
+        crate::follow::wait_for_receipt(
+            &self.jetstream,
+            &command.tenant,
+            &command.run_id,
+            command.command_id.as_str(),
+            timeout,
+        )
+        .await
+    }
+
     /// The underlying client.
     pub fn client(&self) -> &async_nats::Client {
         &self.client
@@ -69,7 +115,10 @@ impl Producer {
         let payload = serde_json::to_vec(&value)?;
         let subject = message.subject();
         let mut headers = HeaderMap::new();
-        headers.insert(headers::MSG_ID, message.msg_id().as_str());
+        headers.insert(
+            headers::MSG_ID,
+            headers::producer_msg_id(&message.msg_id(), &payload).as_str(),
+        );
         headers.insert(headers::SCHEMA, M::KIND.as_str());
         let publish_error = |cause| ProducerError::Publish {
             subject: subject.clone(),

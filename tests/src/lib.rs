@@ -26,9 +26,11 @@ mod error;
 mod nats;
 mod paths;
 mod postgres;
+mod worker;
 
 pub use bins::binary;
 pub use error::FixtureError;
 pub use nats::{TestCluster, TestNats};
 pub use paths::workspace_root;
 pub use postgres::TestDb;
+pub use worker::{TestWorker, WorkerEnv};

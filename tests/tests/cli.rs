@@ -110,9 +110,19 @@ async fn publish_is_deduplicated_by_idempotency_key() {
         .get_last_raw_message_by_subject("runfleet.cmd.acme.fix-login-bug-42")
         .await
         .unwrap();
+    let msg_id = stored
+        .headers
+        .get("Nats-Msg-Id")
+        .unwrap()
+        .as_str()
+        .to_owned();
     assert_eq!(
-        stored.headers.get("Nats-Msg-Id").unwrap().as_str(),
+        runfleet_schemas::headers::idempotency_key_of(&msg_id),
         "cmd:fix-login-bug-42:1"
+    );
+    assert_eq!(
+        msg_id,
+        runfleet_schemas::headers::producer_msg_id("cmd:fix-login-bug-42:1", &stored.payload)
     );
     assert_eq!(
         stored.headers.get("Runfleet-Schema").unwrap().as_str(),

@@ -54,7 +54,7 @@ pub(crate) async fn dead_letter(
         .headers
         .as_ref()
         .and_then(|h| h.get(runfleet_schemas::headers::MSG_ID))
-        .map(|v| v.as_str().to_owned());
+        .map(|v| runfleet_schemas::headers::idempotency_key_of(v.as_str()).to_owned());
     let mut deliveries = shared
         .journal
         .delivery_history(delivery.stream_sequence)

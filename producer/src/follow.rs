@@ -1,0 +1,118 @@
+//! Reading what the fleet publishes: receipts and events of a run, from the
+//! start of the stream, then live (ordered consumers: no state on the server
+//! outlives the reader).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::{Stream, StreamExt};
+use runfleet_schemas::{Contract, Event, Receipt, RunId, Tenant, decode, subjects};
+
+use crate::ProducerError;
+
+/// Every message on `subject` in `stream`, oldest first, then live, decoded as `T`.
+async fn follow<T: Contract + 'static>(
+    js: &jetstream::Context,
+    stream: &str,
+    subject: String,
+) -> Result<impl Stream<Item = Result<T, ProducerError>> + use<T>, ProducerError> {
+    let stream_handle = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| ProducerError::Read {
+            what: format!("stream {stream}"),
+            detail: e.to_string(),
+        })?;
+    let consumer = stream_handle
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: subject.clone(),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ProducerError::Read {
+            what: format!("a consumer on {subject}"),
+            detail: e.to_string(),
+        })?;
+    let messages = consumer.messages().await.map_err(|e| ProducerError::Read {
+        what: format!("messages on {subject}"),
+        detail: e.to_string(),
+    })?;
+    Ok(messages.map(move |message| {
+        let message = message.map_err(|e| ProducerError::Read {
+            what: subject.clone(),
+            detail: e.to_string(),
+        })?;
+        decode::<T>(&message.payload).map_err(ProducerError::from)
+    }))
+}
+
+/// The receipts of a run, oldest first, then live.
+///
+/// # Errors
+/// [`ProducerError::Read`] when the receipts stream cannot be read.
+pub async fn receipts(
+    js: &jetstream::Context,
+    tenant: &Tenant,
+    run_id: &RunId,
+) -> Result<impl Stream<Item = Result<Receipt, ProducerError>> + use<>, ProducerError> {
+    follow(
+        js,
+        subjects::RECEIPT_STREAM,
+        subjects::receipt(tenant, run_id),
+    )
+    .await
+}
+
+/// The events of a run with `seq >= from_seq`, oldest first, then live.
+///
+/// # Errors
+/// [`ProducerError::Read`] when the events stream cannot be read.
+pub async fn events(
+    js: &jetstream::Context,
+    tenant: &Tenant,
+    run_id: &RunId,
+    from_seq: u64,
+) -> Result<impl Stream<Item = Result<Event, ProducerError>> + use<>, ProducerError> {
+    let stream =
+        follow::<Event>(js, subjects::EVENT_STREAM, subjects::event(tenant, run_id)).await?;
+    Ok(stream.filter(move |event| {
+        let keep = !matches!(event, Ok(e) if e.seq < from_seq);
+        async move { keep }
+    }))
+}
+
+/// Waits for the receipt of one command.
+///
+/// # Errors
+/// [`ProducerError::Timeout`] when none arrives within `timeout`.
+pub async fn wait_for_receipt(
+    js: &jetstream::Context,
+    tenant: &Tenant,
+    run_id: &RunId,
+    command_id: &str,
+    timeout: Duration,
+) -> Result<Receipt, ProducerError> {
+    let search = async {
+        let stream = receipts(js, tenant, run_id).await?;
+        futures::pin_mut!(stream);
+        while let Some(receipt) = stream.next().await {
+            // Receipts of other commands, or not decodable, are not ours: skip them.
+            if let Ok(receipt) = receipt
+                && receipt.command_id.as_str() == command_id
+            {
+                return Ok(receipt);
+            }
+        }
+        Err(ProducerError::Read {
+            what: format!("receipts of run {run_id}"),
+            detail: "stream ended".into(),
+        })
+    };
+    tokio::time::timeout(timeout, search)
+        .await
+        .map_err(|_| ProducerError::Timeout {
+            what: format!("the receipt of command {command_id} (run {run_id})"),
+            waited: timeout,
+        })?
+}

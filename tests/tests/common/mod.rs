@@ -1,0 +1,175 @@
+//! Helpers shared by the end-to-end tests: a stack (NATS + database), a
+//! producer, and questions asked of the journal.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use runfleet_producer::{Producer, new_command, new_run};
+use runfleet_schemas::{CommandCreate, CommandKind, RunCreate};
+use runfleet_tests::{TestDb, TestNats, TestWorker, WorkerEnv};
+use serde_json::{Map, Value, json};
+
+/// A NATS server, a database, and the environment workers get.
+pub struct Stack {
+    pub nats: TestNats,
+    pub db: TestDb,
+    pub env: WorkerEnv,
+    pub pg: tokio_postgres::Client,
+    _driver: tokio::task::JoinHandle<()>,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        let nats = TestNats::start().await.unwrap();
+        let db = TestDb::create().await.unwrap();
+        let env = WorkerEnv::new(nats.url(), db.url());
+        let (pg, driver) = db.connect().await.unwrap();
+        Stack {
+            nats,
+            db,
+            env,
+            pg,
+            _driver: driver,
+        }
+    }
+
+    /// Starts `count` workers named `w1..` and waits until each is ready.
+    pub async fn workers(&self, env: &WorkerEnv, count: usize) -> Vec<TestWorker> {
+        let mut workers = Vec::new();
+        for i in 1..=count {
+            workers.push(worker(env, &format!("w{i}")).await);
+        }
+        workers
+    }
+
+    pub async fn producer(&self) -> Producer {
+        Producer::connect(self.nats.url()).await.unwrap()
+    }
+
+    /// Receipts in the journal.
+    pub async fn receipt_count(&self) -> i64 {
+        self.pg
+            .query_one("SELECT count(*) FROM journal WHERE step = 'receipt'", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Waits until the journal holds `expected` receipts; panics with the workers' logs otherwise.
+    pub async fn wait_for_receipts(
+        &self,
+        expected: i64,
+        timeout: Duration,
+        workers: &[TestWorker],
+    ) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let count = self.receipt_count().await;
+            if count >= expected {
+                return;
+            }
+            if Instant::now() > deadline {
+                for w in workers {
+                    eprintln!("---- log of {} ----\n{}", w.id(), tail(&w.log_text(), 60));
+                }
+                panic!("only {count} of {expected} receipts after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The stored receipt of a command.
+    pub async fn receipt(&self, command: &CommandCreate) -> Option<Value> {
+        self.pg
+            .query_opt(
+                "SELECT result FROM journal WHERE tenant = $1 AND run_id = $2 AND command_id = $3 AND step = 'receipt'",
+                &[&command.tenant.as_str(), &command.run_id.as_str(), &command.command_id.as_str()],
+            )
+            .await
+            .unwrap()
+            .map(|row| row.get(0))
+    }
+
+    /// `(reason, message, subject)` of every dead letter, oldest first.
+    pub async fn dead_letters(&self) -> Vec<(String, String, String)> {
+        self.pg
+            .query(
+                "SELECT reason, message->>'message', subject FROM dead_letters ORDER BY created_at",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+}
+
+pub async fn worker(env: &WorkerEnv, id: &str) -> TestWorker {
+    let mut worker = TestWorker::start(env, id).unwrap();
+    worker.wait_ready(Duration::from_secs(60)).await.unwrap();
+    worker
+}
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+pub fn payload(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+/// A run of `commands` echo turns (not yet published).
+pub fn run_with_commands(
+    commands: u64,
+    payload_of: impl Fn(u64) -> Value,
+) -> (RunCreate, Vec<CommandCreate>) {
+    let run = new_run("acme", "tests", "echo").unwrap();
+    let cmds = (1..=commands)
+        .map(|seq| {
+            new_command(
+                &run.tenant,
+                &run.run_id,
+                seq,
+                CommandKind::Turn,
+                payload(payload_of(seq)),
+            )
+        })
+        .collect();
+    (run, cmds)
+}
+
+pub fn text_payload(seq: u64) -> Value {
+    json!({ "text": format!("turn {seq}") })
+}
+
+/// One line of the echo backend's effects file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effect {
+    pub tenant: String,
+    pub run_id: String,
+    pub seq: u64,
+    pub command_id: String,
+    pub attempt: u64,
+    pub worker_id: String,
+}
+
+pub fn effects(path: &std::path::Path) -> Vec<Effect> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split(' ').collect();
+            Effect {
+                tenant: f[0].into(),
+                run_id: f[1].into(),
+                seq: f[2].parse().unwrap(),
+                command_id: f[3].into(),
+                attempt: f[4].parse().unwrap(),
+                worker_id: f[5].into(),
+            }
+        })
+        .collect()
+}
