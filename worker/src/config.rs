@@ -80,6 +80,17 @@ pub struct WorkerSettings {
     /// Append one line per `echo` execution to this file (for side-effect counting in tests).
     #[arg(long, env = "RUNFLEET_ECHO_EFFECTS_FILE")]
     pub echo_effects_file: Option<PathBuf>,
+    /// Crash-test hook: `exit-after-commit` makes the process abort right
+    /// after a receipt is committed, before it is published and acked.
+    #[arg(long, env = "RUNFLEET_FAILPOINT", hide = true)]
+    pub failpoint: Option<Failpoint>,
+}
+
+/// A point at which the worker crashes on purpose, for crash tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Failpoint {
+    /// Abort after the journal commit, before publishing and acking.
+    ExitAfterCommit,
 }
 
 /// Everything `runfleet-worker run` needs.

@@ -26,6 +26,7 @@ use serde_json::Value;
 
 use super::{Delivery, Disposition, Retryable, attempt_i64, dead_letter};
 use crate::backend::{BackendError, ExecutionContext};
+use crate::config::Failpoint;
 use crate::journal::{Begin, Complete};
 use crate::publisher::{publish, publish_all, publish_as};
 use crate::retry::nak_delay;
@@ -359,6 +360,10 @@ impl Turn<'_> {
             .await?
         {
             Complete::Committed => {
+                if shared.config.worker.failpoint == Some(Failpoint::ExitAfterCommit) {
+                    tracing::warn!("failpoint exit-after-commit: aborting before publish and ack");
+                    std::process::abort();
+                }
                 shared.waiters.wake(&self.key);
                 publish_all(&shared.jetstream, &events, self.traceparent.as_deref()).await?;
                 publish(&shared.jetstream, &receipt, self.traceparent.as_deref()).await?;

@@ -1,0 +1,305 @@
+//! Surviving crashes: real worker processes killed with SIGKILL at random and
+//! at chosen points, and a stale worker (SIGSTOP, then SIGCONT) that must not
+//! overwrite its successor.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{Effect, Stack, payload, run_with_commands, text_payload, worker};
+
+use runfleet_producer::{new_command, new_run};
+use runfleet_schemas::{CommandKind, TerminalCommandStatus};
+use runfleet_tests::TestWorker;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(120);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_while_workers_are_killed_every_300ms() {
+    const RUNS: usize = 50;
+    const COMMANDS_PER_RUN: u64 = 20;
+    let total = RUNS as i64 * COMMANDS_PER_RUN as i64;
+    let stack = Stack::start().await;
+    let effects = tempfile::NamedTempFile::new().unwrap();
+    let env = stack
+        .env
+        .clone()
+        .with(
+            "RUNFLEET_ECHO_EFFECTS_FILE",
+            effects.path().display().to_string(),
+        )
+        .with("RUNFLEET_ACK_WAIT", "1s")
+        .with("RUNFLEET_MAX_DELIVER", "100")
+        .with("RUNFLEET_ORDER_WAIT", "5s");
+    let mut workers = stack.workers(&env, 3).await;
+    let producer = stack.producer().await;
+
+    // Each command takes 50–150 ms, so kills land mid-command, between the
+    // commit and the ack, and everywhere else.
+    let runs: Vec<_> = (0..RUNS)
+        .map(|_| {
+            run_with_commands(
+                COMMANDS_PER_RUN,
+                |seq| json!({"text": format!("turn {seq}"), "sleep_ms": fastrand::u64(50..150)}),
+            )
+        })
+        .collect();
+    for (run, _) in &runs {
+        producer.create_run(run).await.unwrap();
+    }
+    // Seq-major, as concurrent producers would interleave their runs.
+    for seq in 0..COMMANDS_PER_RUN as usize {
+        for (_, commands) in &runs {
+            producer.send_command(&commands[seq]).await.unwrap();
+        }
+    }
+
+    // Chaos: SIGKILL a random worker about every 300 ms and start a new one in its place.
+    let started = Instant::now();
+    let mut kills = 0;
+    while stack.receipt_count().await < total {
+        assert!(
+            started.elapsed() < WAIT,
+            "only {} of {total} receipts after {kills} kills",
+            stack.receipt_count().await
+        );
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(250..350))).await;
+        let victim = fastrand::usize(..workers.len());
+        workers[victim].kill();
+        kills += 1;
+        workers[victim] = TestWorker::start(&env, &format!("w{victim}-{kills}")).unwrap();
+    }
+    let elapsed = started.elapsed();
+    stack.wait_for_receipts(total, WAIT, &workers).await;
+    eprintln!("{total} receipts in {elapsed:?} with {kills} SIGKILLs");
+    assert!(
+        kills >= 10,
+        "only {kills} kills: the chaos did not overlap the work"
+    );
+
+    // Every command has exactly one receipt (the journal's key makes a second
+    // impossible; count them anyway), and all completed.
+    let rows = stack
+        .pg
+        .query("SELECT command_id, (result->>'attempt')::bigint, result->>'worker_id', status FROM journal WHERE step = 'receipt'", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len() as i64, total);
+    let receipts: HashMap<String, (u64, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<_, String>(0),
+                (r.get::<_, i64>(1) as u64, r.get::<_, String>(2)),
+            )
+        })
+        .collect();
+    assert_eq!(receipts.len() as i64, total, "one receipt per command");
+    assert!(rows.iter().all(|r| r.get::<_, String>(3) == "completed"));
+
+    // Effects: each receipt is backed by exactly one execution of its own
+    // delivery, and no execution happened after a receipt was committed.
+    let lines = common::effects(effects.path());
+    let mut backed = 0;
+    for (command_id, (attempt, worker_id)) in &receipts {
+        let mine: Vec<&Effect> = lines
+            .iter()
+            .filter(|e| &e.command_id == command_id)
+            .collect();
+        assert_eq!(
+            mine.iter()
+                .filter(|e| e.attempt == *attempt && &e.worker_id == worker_id)
+                .count(),
+            1,
+            "command {command_id}: {mine:?}"
+        );
+        assert!(
+            mine.iter().all(|e| e.attempt <= *attempt),
+            "re-executed after its receipt: {mine:?}"
+        );
+        backed += 1;
+    }
+    assert_eq!(backed, total);
+    eprintln!(
+        "effects: {} lines, {} backing receipts, {} from attempts killed before their commit",
+        lines.len(),
+        backed,
+        lines.len() as i64 - backed
+    );
+
+    // Each run's commands executed in seq order.
+    for (run, _) in &runs {
+        let seqs: Vec<u64> = lines
+            .iter()
+            .filter(|e| e.run_id == run.run_id.as_str())
+            .map(|e| e.seq)
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] <= w[1]),
+            "run {} executed out of order: {seqs:?}",
+            run.run_id
+        );
+        assert_eq!(seqs.last(), Some(&COMMANDS_PER_RUN));
+    }
+    assert!(
+        stack.dead_letters().await.is_empty(),
+        "{:?}",
+        stack.dead_letters().await
+    );
+}
+
+#[tokio::test]
+async fn killed_after_commit_before_ack_the_redelivery_replays() {
+    let stack = Stack::start().await;
+    let effects = tempfile::NamedTempFile::new().unwrap();
+    let env = stack
+        .env
+        .clone()
+        .with(
+            "RUNFLEET_ECHO_EFFECTS_FILE",
+            effects.path().display().to_string(),
+        )
+        .with("RUNFLEET_ACK_WAIT", "1s");
+    let mut doomed = worker(
+        &env.clone().with("RUNFLEET_FAILPOINT", "exit-after-commit"),
+        "doomed",
+    )
+    .await;
+    let producer = stack.producer().await;
+    let (run, commands) = run_with_commands(1, text_payload);
+    producer.create_run(&run).await.unwrap();
+    producer.send_command(&commands[0]).await.unwrap();
+    assert!(
+        doomed.wait_exit(WAIT).await.is_some(),
+        "the failpoint did not fire"
+    );
+    assert_eq!(
+        stack.receipt_count().await,
+        1,
+        "the receipt was committed before the crash"
+    );
+
+    let successor = worker(&env, "successor").await;
+    let receipt = producer.wait_for_receipt(&commands[0], WAIT).await.unwrap();
+    assert_eq!(
+        receipt.worker_id, "doomed",
+        "the committed receipt is the one published"
+    );
+    assert_eq!(receipt.attempt, 1);
+    assert_eq!(
+        common::effects(effects.path()).len(),
+        1,
+        "the backend did not run again"
+    );
+    let deadline = Instant::now() + WAIT;
+    while !successor.log_text().contains("replayed the stored receipt") {
+        assert!(Instant::now() < deadline, "{}", successor.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn killed_mid_command_the_redelivery_completes_after_ack_wait() {
+    let stack = Stack::start().await;
+    let env = stack.env.clone().with("RUNFLEET_ACK_WAIT", "1s");
+    let mut first = worker(&env, "first").await;
+    let producer = stack.producer().await;
+    let run = new_run("acme", "tests", "echo").unwrap();
+    producer.create_run(&run).await.unwrap();
+    let slow = new_command(
+        &run.tenant,
+        &run.run_id,
+        1,
+        CommandKind::Turn,
+        payload(json!({"sleep_ms": 3000})),
+    );
+    producer.send_command(&slow).await.unwrap();
+    wait_until_running(&stack, "first").await;
+    first.kill();
+
+    let _second = worker(&env, "second").await;
+    let receipt = producer.wait_for_receipt(&slow, WAIT).await.unwrap();
+    assert_eq!(receipt.status, TerminalCommandStatus::Completed);
+    assert_eq!(receipt.worker_id, "second");
+    assert_eq!(receipt.attempt, 2);
+    assert_eq!(
+        receipt.fencing_token, 2,
+        "the second claim has the next token"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_worker_cannot_overwrite_its_successor() {
+    let stack = Stack::start().await;
+    let env = stack.env.clone().with("RUNFLEET_ACK_WAIT", "1s");
+    let stale = worker(&env, "stale").await;
+    let producer = stack.producer().await;
+    let run = new_run("acme", "tests", "echo").unwrap();
+    producer.create_run(&run).await.unwrap();
+    let slow = new_command(
+        &run.tenant,
+        &run.run_id,
+        1,
+        CommandKind::Turn,
+        payload(json!({"sleep_ms": 2500})),
+    );
+    producer.send_command(&slow).await.unwrap();
+    wait_until_running(&stack, "stale").await;
+    stale.signal("STOP");
+
+    let successor = worker(&env, "successor").await;
+    let receipt = producer.wait_for_receipt(&slow, WAIT).await.unwrap();
+    assert_eq!(
+        (receipt.worker_id.as_str(), receipt.fencing_token),
+        ("successor", 2)
+    );
+
+    // The stale worker wakes up, finds its claim superseded, and writes nothing.
+    stale.signal("CONT");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let log = stale.log_text();
+        if log.contains("superseded") || log.contains("heartbeat-lost") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stale worker log:\n{log}\nsuccessor:\n{}",
+            successor.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stack.receipt_count().await, 1);
+    let stored = stack.receipt(&slow).await.unwrap();
+    assert_eq!(
+        stored["worker_id"], "successor",
+        "the successor's receipt stands"
+    );
+}
+
+/// Waits until `worker` has claimed a command and is executing it.
+async fn wait_until_running(stack: &Stack, worker: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let running: i64 = stack
+            .pg
+            .query_one(
+                "SELECT count(*) FROM commands WHERE status = 'running' AND worker_id = $1",
+                &[&worker],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if running > 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{worker} never started the command"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
