@@ -116,3 +116,67 @@ pub async fn wait_for_receipt(
             waited: timeout,
         })?
 }
+
+/// Everything stored so far on `subject`: reads until the consumer reports
+/// nothing pending (or nothing arrives within a second: the subject is empty).
+async fn snapshot<T: Contract + 'static>(
+    js: &jetstream::Context,
+    stream: &str,
+    subject: String,
+) -> Result<Vec<T>, ProducerError> {
+    let stream_handle = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| ProducerError::Read {
+            what: format!("stream {stream}"),
+            detail: e.to_string(),
+        })?;
+    let consumer = stream_handle
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: subject.clone(),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ProducerError::Read {
+            what: format!("a consumer on {subject}"),
+            detail: e.to_string(),
+        })?;
+    let mut messages = consumer.messages().await.map_err(|e| ProducerError::Read {
+        what: format!("messages on {subject}"),
+        detail: e.to_string(),
+    })?;
+    let mut items = Vec::new();
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_secs(1), messages.next()).await
+    {
+        let message = message.map_err(|e| ProducerError::Read {
+            what: subject.clone(),
+            detail: e.to_string(),
+        })?;
+        if let Ok(item) = decode::<T>(&message.payload) {
+            items.push(item);
+        }
+        if message.info().is_ok_and(|info| info.pending == 0) {
+            break;
+        }
+    }
+    Ok(items)
+}
+
+/// The receipts of a run stored so far.
+///
+/// # Errors
+/// [`ProducerError::Read`].
+pub async fn receipts_so_far(
+    js: &jetstream::Context,
+    tenant: &Tenant,
+    run_id: &RunId,
+) -> Result<Vec<Receipt>, ProducerError> {
+    snapshot(
+        js,
+        subjects::RECEIPT_STREAM,
+        subjects::receipt(tenant, run_id),
+    )
+    .await
+}

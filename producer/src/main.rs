@@ -1,24 +1,39 @@
 //! `runfleet` — the command line for producers and operators.
 //!
 //! ```text
+//! runfleet run create --tenant acme --project web --profile echo
+//! runfleet command send --tenant acme --run <run-id> --seq 1 --payload '{"text":"hi"}' --wait
+//! runfleet wait --tenant acme --run <run-id> --command <command-id>
+//! runfleet events --tenant acme --run <run-id> --follow
+//! runfleet status --tenant acme <run-id>
 //! runfleet validate message.json          # check a message against the contract
 //! runfleet publish message.json           # validate, then publish on its subject
 //! ```
 //!
-//! Exit codes: 0 success; 1 the operation failed (NATS unreachable, not
-//! stored); 2 invalid input (the message breaks the contract, bad flags).
+//! Exit codes: 0 success (and, for `wait`, a completed command); 1 the
+//! operation failed (NATS unreachable, not stored); 2 invalid input (the
+//! message breaks the contract, bad flags); 3 the command ended failed,
+//! cancelled or timed out; 4 no receipt within the timeout.
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use runfleet_producer::Producer;
-use runfleet_schemas::{Message, MessageKind, decode_any};
+use clap::{Args, Parser, Subcommand};
+use futures::StreamExt;
+use runfleet_producer::{Producer, ProducerError, follow, new_command, new_run};
+use runfleet_schemas::{
+    CommandKind, Message, MessageKind, Receipt, RunId, Tenant, TerminalCommandStatus, decode_any,
+};
 
 /// Exit code for a message or flag that is wrong.
 const EXIT_INVALID: u8 = 2;
+/// Exit code for a command that ended without completing.
+const EXIT_NOT_COMPLETED: u8 = 3;
+/// Exit code for a receipt that did not arrive in time.
+const EXIT_TIMEOUT: u8 = 4;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,11 +54,47 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Cmd,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+enum Cmd {
+    /// Runs.
+    #[command(subcommand)]
+    Run(RunCommand),
+    /// Commands.
+    #[command(subcommand)]
+    Command(CommandCommand),
+    /// Wait for a command's receipt.
+    Wait {
+        #[command(flatten)]
+        target: RunTarget,
+        /// The command's id.
+        #[arg(long)]
+        command: String,
+        /// How long to wait.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+    /// Print a run's events (from `--from`), and with `--follow` keep printing new ones.
+    Events {
+        #[command(flatten)]
+        target: RunTarget,
+        /// The first event seq to print.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Keep following new events until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Print a run's commands and their receipts so far.
+    Status {
+        /// The tenant owning the run.
+        #[arg(long, env = "RUNFLEET_TENANT")]
+        tenant: String,
+        /// The run.
+        run: String,
+    },
     /// Check a message (a file, or `-` for stdin) against the contract.
     Validate {
         /// The message file; `-` reads stdin.
@@ -58,78 +109,332 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum RunCommand {
+    /// Create a run; prints its id.
+    Create {
+        /// The tenant owning the run.
+        #[arg(long, env = "RUNFLEET_TENANT")]
+        tenant: String,
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// The backend profile serving it.
+        #[arg(long, default_value = "echo")]
+        profile: String,
+        /// The run's id (default: a fresh UUIDv7).
+        #[arg(long)]
+        run_id: Option<String>,
+        /// A session to continue.
+        #[arg(long)]
+        session: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CommandCommand {
+    /// Send a command to a run; prints its id.
+    Send {
+        #[command(flatten)]
+        target: RunTarget,
+        /// Its position in the run (1, 2, …).
+        #[arg(long)]
+        seq: u64,
+        /// `turn`, `steer` or `close`.
+        #[arg(long, default_value = "turn")]
+        kind: String,
+        /// The payload as JSON; `@FILE` reads a file, `-` (the default) reads stdin.
+        #[arg(long, default_value = "-")]
+        payload: String,
+        /// Wait for the receipt and print it (exit code 3 if it did not complete).
+        #[arg(long)]
+        wait: bool,
+        /// How long `--wait` waits.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+struct RunTarget {
+    /// The tenant owning the run.
+    #[arg(long, env = "RUNFLEET_TENANT")]
+    tenant: String,
+    /// The run.
+    #[arg(long)]
+    run: String,
+}
+
+impl RunTarget {
+    fn parse(&self) -> Result<(Tenant, RunId), runfleet_schemas::IdError> {
+        Ok((
+            Tenant::new(self.tenant.as_str())?,
+            RunId::new(self.run.as_str())?,
+        ))
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    match run(&cli).await {
         Ok(code) => code,
         Err(err) => {
+            let code = match err.downcast_ref::<ProducerError>() {
+                Some(ProducerError::Invalid(_) | ProducerError::Id(_)) => EXIT_INVALID,
+                Some(ProducerError::Timeout { .. }) => EXIT_TIMEOUT,
+                _ => 1,
+            };
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Validate { file } => {
+        Cmd::Validate { file } => {
             let bytes = read_input(file)?;
             Ok(match decode_any(&bytes) {
                 Ok(message) => {
-                    report(
-                        &cli,
-                        &serde_json::json!({"valid": true, "kind": message.kind().as_str()}),
-                        || format!("valid {}", message.kind()),
-                    );
+                    let json = serde_json::json!({"valid": true, "kind": message.kind().as_str()});
+                    report(cli, &json, || format!("valid {}", message.kind()));
                     ExitCode::SUCCESS
                 }
-                Err(err) => invalid(&cli, &err.to_string()),
+                Err(err) => invalid(cli, &err.to_string()),
             })
         }
-        Command::Publish { file } => {
-            let bytes = read_input(file)?;
-            let message = match decode_any(&bytes) {
-                Ok(message) => message,
-                Err(err) => return Ok(invalid(&cli, &err.to_string())),
-            };
-            let producer = Producer::connect(&cli.nats_url).await?;
-            let accepted = match &message {
-                Message::RunCreate(m) => producer.publish(m).await?,
-                Message::CommandCreate(m) => producer.publish(m).await?,
-                Message::ControlCancel(m) => producer.publish(m).await?,
-                other => {
-                    let kind: MessageKind = other.kind();
-                    return Ok(invalid(
-                        &cli,
-                        &format!("{kind} messages are published by the fleet, not by producers"),
-                    ));
-                }
-            };
-            let json = serde_json::json!({
-                "kind": message.kind().as_str(),
-                "stream": accepted.stream,
-                "sequence": accepted.sequence,
-                "duplicate": accepted.duplicate,
-            });
-            report(&cli, &json, || {
-                if accepted.duplicate {
-                    format!(
-                        "already accepted: {} (stream {} seq {})",
-                        message.kind(),
-                        accepted.stream,
-                        accepted.sequence
-                    )
-                } else {
-                    format!(
-                        "published {} (stream {} seq {})",
-                        message.kind(),
-                        accepted.stream,
-                        accepted.sequence
-                    )
-                }
-            });
+        Cmd::Publish { file } => publish_file(cli, file).await,
+        Cmd::Run(RunCommand::Create {
+            tenant,
+            project,
+            profile,
+            run_id,
+            session,
+        }) => {
+            let mut run = new_run(tenant, project, profile).map_err(ProducerError::from)?;
+            if let Some(id) = run_id {
+                run.run_id = RunId::new(id.as_str()).map_err(ProducerError::from)?;
+                run.idempotency_key = format!("run:{id}");
+            }
+            if let Some(session) = session {
+                run.session_id = Some(session.parse().map_err(ProducerError::from)?);
+            }
+            let accepted = connect(cli).await?.create_run(&run).await?;
+            let json = serde_json::json!({"run_id": run.run_id, "tenant": run.tenant, "duplicate": accepted.duplicate});
+            report(cli, &json, || run.run_id.to_string());
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Command(CommandCommand::Send {
+            target,
+            seq,
+            kind,
+            payload,
+            wait,
+            timeout,
+        }) => {
+            let (tenant, run_id) = target.parse().map_err(ProducerError::from)?;
+            let Ok(kind) =
+                serde_json::from_value::<CommandKind>(serde_json::Value::String(kind.clone()))
+            else {
+                return Ok(invalid(
+                    cli,
+                    &format!("--kind must be turn, steer or close, not {kind:?}"),
+                ));
+            };
+            let payload = match read_payload(payload) {
+                Ok(payload) => payload,
+                Err(err) => return Ok(invalid(cli, &format!("{err:#}"))),
+            };
+            let command = new_command(&tenant, &run_id, *seq, kind, payload);
+            let producer = connect(cli).await?;
+            let accepted = producer.send_command(&command).await?;
+            if !*wait {
+                let json = serde_json::json!({"command_id": command.command_id, "duplicate": accepted.duplicate});
+                report(cli, &json, || command.command_id.to_string());
+                return Ok(ExitCode::SUCCESS);
+            }
+            let receipt = producer.wait_for_receipt(&command, *timeout).await?;
+            Ok(print_receipt(cli, &receipt))
+        }
+        Cmd::Wait {
+            target,
+            command,
+            timeout,
+        } => {
+            let (tenant, run_id) = target.parse().map_err(ProducerError::from)?;
+            let producer = connect(cli).await?;
+            eprintln!(
+                "waiting up to {} for the receipt of {command}…",
+                humantime::format_duration(*timeout)
+            );
+            let receipt =
+                follow::wait_for_receipt(producer.jetstream(), &tenant, &run_id, command, *timeout)
+                    .await?;
+            Ok(print_receipt(cli, &receipt))
+        }
+        Cmd::Events {
+            target,
+            from,
+            follow: live,
+        } => {
+            let (tenant, run_id) = target.parse().map_err(ProducerError::from)?;
+            let producer = connect(cli).await?;
+            let events = follow::events(producer.jetstream(), &tenant, &run_id, *from).await?;
+            futures::pin_mut!(events);
+            loop {
+                let next = if *live {
+                    events.next().await
+                } else {
+                    tokio::time::timeout(Duration::from_secs(1), events.next())
+                        .await
+                        .unwrap_or_default()
+                };
+                let Some(event) = next else { break };
+                let event = event?;
+                report(cli, &serde_json::to_value(&event)?, || {
+                    format!(
+                        "{:>5}  {}  {}",
+                        event.seq,
+                        event.at.format("%H:%M:%S%.3f"),
+                        serde_json::to_string(&event.body).unwrap_or_default()
+                    )
+                });
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Status { tenant, run } => {
+            let tenant = Tenant::new(tenant.as_str()).map_err(ProducerError::from)?;
+            let run_id = RunId::new(run.as_str()).map_err(ProducerError::from)?;
+            let producer = connect(cli).await?;
+            let mut receipts =
+                follow::receipts_so_far(producer.jetstream(), &tenant, &run_id).await?;
+            receipts.sort_by_key(|r| r.seq);
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"tenant": tenant, "run_id": run_id, "receipts": receipts})
+                );
+            } else {
+                println!(
+                    "run {run_id} (tenant {tenant}): {} receipt(s)",
+                    receipts.len()
+                );
+                for r in &receipts {
+                    let failure = r
+                        .failure
+                        .as_ref()
+                        .map(|f| format!("  {}: {}", f.kind, f.message))
+                        .unwrap_or_default();
+                    println!(
+                        "  seq {:>4}  {:<10} {}  attempt {}  worker {}{failure}",
+                        r.seq,
+                        status_word(r.status),
+                        r.command_id,
+                        r.attempt,
+                        r.worker_id
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn connect(cli: &Cli) -> Result<Producer, ProducerError> {
+    Producer::connect(&cli.nats_url).await
+}
+
+async fn publish_file(cli: &Cli, file: &PathBuf) -> anyhow::Result<ExitCode> {
+    let bytes = read_input(file)?;
+    let message = match decode_any(&bytes) {
+        Ok(message) => message,
+        Err(err) => return Ok(invalid(cli, &err.to_string())),
+    };
+    let producer = connect(cli).await?;
+    let accepted = match &message {
+        Message::RunCreate(m) => producer.publish(m).await?,
+        Message::CommandCreate(m) => producer.publish(m).await?,
+        Message::ControlCancel(m) => producer.publish(m).await?,
+        other => {
+            let kind: MessageKind = other.kind();
+            return Ok(invalid(
+                cli,
+                &format!("{kind} messages are published by the fleet, not by producers"),
+            ));
+        }
+    };
+    let json = serde_json::json!({
+        "kind": message.kind().as_str(),
+        "stream": accepted.stream,
+        "sequence": accepted.sequence,
+        "duplicate": accepted.duplicate,
+    });
+    report(cli, &json, || {
+        let verb = if accepted.duplicate {
+            "already accepted:"
+        } else {
+            "published"
+        };
+        format!(
+            "{verb} {} (stream {} seq {})",
+            message.kind(),
+            accepted.stream,
+            accepted.sequence
+        )
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status_word(status: TerminalCommandStatus) -> &'static str {
+    runfleet_schemas::CommandStatus::from(status).as_str()
+}
+
+fn print_receipt(cli: &Cli, receipt: &Receipt) -> ExitCode {
+    report(
+        cli,
+        &serde_json::to_value(receipt).unwrap_or_default(),
+        || {
+            let mut text = format!(
+                "{} (command {}, seq {}, attempt {}, worker {})",
+                status_word(receipt.status),
+                receipt.command_id,
+                receipt.seq,
+                receipt.attempt,
+                receipt.worker_id
+            );
+            if let Some(f) = &receipt.failure {
+                text.push_str(&format!("\n{}: {}", f.kind, f.message));
+            }
+            if let Some(output) = &receipt.output {
+                text.push_str(&format!("\noutput: {output}"));
+            }
+            text
+        },
+    );
+    if receipt.status == TerminalCommandStatus::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NOT_COMPLETED)
+    }
+}
+
+fn read_payload(arg: &str) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let text = if arg == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the payload from stdin")?;
+        text
+    } else if let Some(path) = arg.strip_prefix('@') {
+        std::fs::read_to_string(path).with_context(|| format!("reading the payload from {path}"))?
+    } else {
+        arg.to_owned()
+    };
+    match serde_json::from_str(&text) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(other) => anyhow::bail!("--payload must be a JSON object, not {other}"),
+        Err(err) => anyhow::bail!("--payload is not JSON: {err}"),
     }
 }
 

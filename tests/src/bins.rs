@@ -7,7 +7,10 @@ use std::sync::OnceLock;
 use crate::{FixtureError, workspace_root};
 
 /// The path of a workspace binary (`runfleet`, `runfleet-worker`), built
-/// with `cargo build --workspace --bins` (the same feature set as `scripts/test`, so it is a no-op there) on first use in this process so it is never stale.
+/// with `cargo build --workspace --bins` (the same feature set as
+/// `scripts/test`, so it is a no-op there) on first use in this process so
+/// it is never stale. `RUNFLEET_BIN_PROFILE=release` builds and uses
+/// release binaries (the benchmark does).
 ///
 /// # Errors
 /// [`FixtureError::Command`] when the build fails.
@@ -40,7 +43,9 @@ pub fn binary(name: &str) -> Result<PathBuf, FixtureError> {
             what: "cargo build --bins".into(),
             detail,
         })?;
-    let path = target_dir().join("debug").join(name);
+    let path = target_dir()
+        .join(if release() { "release" } else { "debug" })
+        .join(name);
     if path.exists() {
         Ok(path)
     } else {
@@ -55,4 +60,8 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn release() -> bool {
+    std::env::var("RUNFLEET_BIN_PROFILE").is_ok_and(|p| p == "release")
 }

@@ -142,3 +142,115 @@ async fn publish_is_deduplicated_by_idempotency_key() {
         "nothing invalid was published"
     );
 }
+
+#[tokio::test]
+async fn run_create_command_send_wait_status_and_events() {
+    let nats = TestNats::start().await.unwrap();
+    let db = TestDb::create().await.unwrap();
+    let env_vars = runfleet_tests::WorkerEnv::new(nats.url(), db.url());
+    let mut worker = runfleet_tests::TestWorker::start(&env_vars, "cli-worker").unwrap();
+    worker
+        .wait_ready(std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let env = [("NATS_URL", nats.url()), ("RUNFLEET_TENANT", "acme")];
+
+    let created = run("runfleet", &["run", "create", "--project", "web"], &env);
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let run_id = text(&created.stdout).trim().to_owned();
+
+    let sent = run(
+        "runfleet",
+        &[
+            "command",
+            "send",
+            "--run",
+            &run_id,
+            "--seq",
+            "1",
+            "--payload",
+            r#"{"text":"hello"}"#,
+            "--wait",
+            "--json",
+        ],
+        &env,
+    );
+    assert!(
+        sent.status.success(),
+        "{}\n{}",
+        text(&sent.stderr),
+        worker.log_text()
+    );
+    let receipt: serde_json::Value = serde_json::from_slice(&sent.stdout).unwrap();
+    assert_eq!(receipt["status"], "completed");
+    assert_eq!(receipt["output"]["echo"]["text"], "hello");
+
+    let failing = run(
+        "runfleet",
+        &[
+            "command",
+            "send",
+            "--run",
+            &run_id,
+            "--seq",
+            "2",
+            "--payload",
+            r#"{"fail":"backend"}"#,
+            "--wait",
+        ],
+        &env,
+    );
+    assert_eq!(failing.status.code(), Some(3), "a failed command exits 3");
+    assert!(text(&failing.stdout).contains("backend-failed"));
+
+    let bad = run(
+        "runfleet",
+        &[
+            "command",
+            "send",
+            "--run",
+            &run_id,
+            "--seq",
+            "3",
+            "--payload",
+            "[1]",
+        ],
+        &env,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("--payload must be a JSON object"));
+
+    let status = run("runfleet", &["status", &run_id], &env);
+    let status = text(&status.stdout);
+    assert!(status.contains("2 receipt(s)"), "{status}");
+    assert!(
+        status.contains("completed") && status.contains("backend-failed"),
+        "{status}"
+    );
+
+    let events = run("runfleet", &["events", "--run", &run_id, "--json"], &env);
+    let seqs: Vec<u64> = text(&events.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![1, 2, 3],
+        "assistant_message + terminal_status, then the failure's terminal_status"
+    );
+
+    let unreachable = run(
+        "runfleet",
+        &["status", &run_id],
+        &[
+            ("NATS_URL", "nats://127.0.0.1:1"),
+            ("RUNFLEET_TENANT", "acme"),
+        ],
+    );
+    assert_eq!(unreachable.status.code(), Some(1));
+    assert!(text(&unreachable.stderr).contains("cannot reach NATS at nats://127.0.0.1:1"));
+}

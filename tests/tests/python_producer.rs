@@ -12,7 +12,10 @@ use runfleet_tests::workspace_root;
 /// The first ```python block of schemas/README.md.
 fn readme_program() -> String {
     let readme = std::fs::read_to_string(workspace_root().join("schemas/README.md")).unwrap();
-    let start = readme.find("```python\n").expect("schemas/README.md has a Python example") + 10;
+    let start = readme
+        .find("```python\n")
+        .expect("schemas/README.md has a Python example")
+        + 10;
     let end = start + readme[start..].find("```").unwrap();
     readme[start..end].to_owned()
 }
@@ -25,8 +28,15 @@ async fn the_readme_python_producer_gets_its_receipt() {
         .arg("nats-py-path")
         .output()
         .unwrap();
-    assert!(pythonpath.status.success(), "{}", String::from_utf8_lossy(&pythonpath.stderr));
-    let pythonpath = String::from_utf8(pythonpath.stdout).unwrap().trim().to_owned();
+    assert!(
+        pythonpath.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pythonpath.stderr)
+    );
+    let pythonpath = String::from_utf8(pythonpath.stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
 
     let script = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(script.path(), readme_program()).unwrap();

@@ -15,8 +15,8 @@ use futures::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// The longest a waiter sleeps without re-checking.
-pub const MAX_POLL: Duration = Duration::from_millis(250);
+/// The longest a waiter sleeps without re-checking (notifications wake it sooner).
+pub const MAX_POLL: Duration = Duration::from_millis(500);
 
 /// Waiters by run (`tenant/run_id`).
 #[derive(Debug, Default, Clone)]
@@ -30,18 +30,40 @@ pub fn run_key(tenant: &str, run_id: &str) -> String {
     format!("{tenant}/{run_id}")
 }
 
+/// A command's registration as a waiter on its run; unregisters on drop.
+#[derive(Debug)]
+pub struct WaitGuard {
+    /// Woken when the run moves on.
+    pub notify: Arc<Notify>,
+    /// The run's key.
+    key: String,
+    /// The registry, to unregister from.
+    waiters: Waiters,
+}
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        let mut runs = self.waiters.runs.lock().unwrap_or_else(|e| e.into_inner());
+        // Two references: the map's and ours. Nobody else waits: forget the run.
+        if Arc::strong_count(&self.notify) == 2 {
+            runs.remove(&self.key);
+        }
+    }
+}
+
 impl Waiters {
-    /// Waits until the run is woken or `poll` passes.
-    pub async fn wait(&self, key: &str, poll: Duration) {
+    /// Registers interest in a run. Create the `notified()` future (and
+    /// `enable` it) *before* checking the run, so a wake-up between the check
+    /// and the wait is not lost.
+    pub fn register(&self, key: &str) -> WaitGuard {
         let notify = {
             let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
             runs.entry(key.to_owned()).or_default().clone()
         };
-        let _ = tokio::time::timeout(poll, notify.notified()).await;
-        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
-        // Two references: the map's and ours. Nobody else waits: forget the run.
-        if Arc::strong_count(&notify) == 2 {
-            runs.remove(key);
+        WaitGuard {
+            notify,
+            key: key.to_owned(),
+            waiters: self.clone(),
         }
     }
 

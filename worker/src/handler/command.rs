@@ -36,8 +36,8 @@ use crate::worker::Shared;
 /// Lease renewals that may fail in a row before the claim counts as lost.
 const MAX_MISSED_HEARTBEATS: u32 = 3;
 
-/// The first re-check of a waiting command.
-const FIRST_POLL: Duration = Duration::from_millis(10);
+/// The first re-check of a waiting command that was not woken.
+const FIRST_POLL: Duration = Duration::from_millis(50);
 
 /// One command delivery being handled.
 struct Turn<'a> {
@@ -80,7 +80,11 @@ impl Turn<'_> {
         let waiting_since = Instant::now();
         let mut last_heartbeat = Instant::now();
         let mut poll = FIRST_POLL;
+        let guard = shared.waiters.register(&self.key);
         loop {
+            let notified = guard.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             let begin = shared
                 .journal
                 .begin_command(
@@ -128,7 +132,8 @@ impl Turn<'_> {
                     }
                     tokio::select! {
                         () = shared.abort.cancelled() => return Ok(Disposition::Nak(None)),
-                        () = shared.waiters.wait(&self.key, poll) => {}
+                        () = &mut notified => {}
+                        () = tokio::time::sleep(poll) => {}
                     }
                     poll = (poll * 2).min(MAX_POLL);
                 }
@@ -365,8 +370,11 @@ impl Turn<'_> {
                     std::process::abort();
                 }
                 shared.waiters.wake(&self.key);
-                publish_all(&shared.jetstream, &events, self.traceparent.as_deref()).await?;
-                publish(&shared.jetstream, &receipt, self.traceparent.as_deref()).await?;
+                let traceparent = self.traceparent.as_deref();
+                tokio::try_join!(
+                    publish_all(&shared.jetstream, &events, traceparent),
+                    publish(&shared.jetstream, &receipt, traceparent),
+                )?;
                 tracing::debug!(status = ?status, "receipt committed and published");
                 Ok(Disposition::Ack)
             }
