@@ -124,16 +124,20 @@ impl Turn<'_> {
                         self.log(&format!("waited: {why}")).await;
                         return Ok(Disposition::Nak(Some(nak_delay(self.delivery.attempt))));
                     }
+                    // Keep the lease while waiting: an in-progress ack whenever a
+                    // heartbeat is due, however the wait ends.
+                    let next_heartbeat = last_heartbeat + shared.config.heartbeat_interval();
+                    tokio::select! {
+                        () = shared.abort.cancelled() => return Ok(Disposition::Nak(None)),
+                        () = &mut notified => {}
+                        () = tokio::time::sleep(poll) => {}
+                        () = tokio::time::sleep_until(next_heartbeat.into()) => {}
+                    }
                     if last_heartbeat.elapsed() >= shared.config.heartbeat_interval() {
                         if let Err(err) = self.message.ack_with(AckKind::Progress).await {
                             tracing::warn!(error = %err, "in-progress ack failed while waiting");
                         }
                         last_heartbeat = Instant::now();
-                    }
-                    tokio::select! {
-                        () = shared.abort.cancelled() => return Ok(Disposition::Nak(None)),
-                        () = &mut notified => {}
-                        () = tokio::time::sleep(poll) => {}
                     }
                     poll = (poll * 2).min(MAX_POLL);
                 }
