@@ -36,13 +36,13 @@ async fn exactly_once_while_workers_are_killed_every_300ms() {
     let mut workers = stack.workers(&env, 3).await;
     let producer = stack.producer().await;
 
-    // Each command takes 50–150 ms, so kills land mid-command, between the
+    // Each command takes 100–200 ms, so kills land mid-command, between the
     // commit and the ack, and everywhere else.
     let runs: Vec<_> = (0..RUNS)
         .map(|_| {
             run_with_commands(
                 COMMANDS_PER_RUN,
-                |seq| json!({"text": format!("turn {seq}"), "sleep_ms": fastrand::u64(50..150)}),
+                |seq| json!({"text": format!("turn {seq}"), "sleep_ms": fastrand::u64(100..200)}),
             )
         })
         .collect();
@@ -187,12 +187,10 @@ async fn killed_after_commit_before_ack_the_redelivery_replays() {
         receipt.worker_id, "doomed",
         "the committed receipt is the one published"
     );
-    assert_eq!(receipt.attempt, 1);
-    assert_eq!(
-        common::effects(effects.path()).len(),
-        1,
-        "the backend did not run again"
-    );
+    let effects = common::effects(effects.path());
+    assert_eq!(effects.len(), 1, "the backend did not run again");
+    // (Usually attempt 1; 2 when the command overtook its run.create and was NAKed once.)
+    assert_eq!(receipt.attempt, effects[0].attempt);
     let deadline = Instant::now() + WAIT;
     while !successor.log_text().contains("replayed the stored receipt") {
         assert!(Instant::now() < deadline, "{}", successor.log_text());
@@ -219,11 +217,14 @@ async fn killed_mid_command_the_redelivery_completes_after_ack_wait() {
     wait_until_running(&stack, "first").await;
     first.kill();
 
-    let _second = worker(&env, "second").await;
+    let second = worker(&env, "second").await;
     let receipt = producer.wait_for_receipt(&slow, WAIT).await.unwrap();
     assert_eq!(receipt.status, TerminalCommandStatus::Completed);
     assert_eq!(receipt.worker_id, "second");
-    assert_eq!(receipt.attempt, 2);
+    // At least one redelivery. (Sometimes two: a pull request the killed
+    // worker left on the server can absorb the first redelivery, which then
+    // waits out its own ack_wait.)
+    assert!(receipt.attempt >= 2, "{}", second.log_text());
     assert_eq!(
         receipt.fencing_token, 2,
         "the second claim has the next token"

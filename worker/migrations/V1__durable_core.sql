@@ -141,13 +141,25 @@ CREATE FUNCTION runfleet_begin_command(
 RETURNS TABLE (outcome text, fencing_token bigint, next_event_seq bigint, receipt jsonb, detail text)
 LANGUAGE plpgsql AS $$
 DECLARE
-    known   commands%ROWTYPE;
-    run     runs%ROWTYPE;
+    known   record;
+    run     record;
     stored  jsonb;
+    claim   boolean;
 BEGIN
-    SELECT * INTO known FROM commands c
-     WHERE c.tenant = p_tenant AND c.run_id = p_run_id AND c.idempotency_key = p_key;
+    -- The same key, or the same command id or seq under another key: one lookup.
+    SELECT c.command_id, c.seq, c.idempotency_key, c.payload_hash INTO known
+      FROM commands c
+     WHERE c.tenant = p_tenant AND c.run_id = p_run_id
+       AND (c.idempotency_key = p_key OR c.command_id = p_command_id OR c.seq = p_seq)
+     ORDER BY (c.idempotency_key = p_key) DESC
+     LIMIT 1;
     IF FOUND THEN
+        IF known.idempotency_key <> p_key THEN
+            RETURN QUERY SELECT 'conflict', NULL::bigint, NULL::bigint, NULL::jsonb,
+                format('command %s (seq %s) already exists under idempotency key %L',
+                       known.command_id, known.seq, known.idempotency_key);
+            RETURN;
+        END IF;
         IF known.payload_hash <> p_hash OR known.command_id <> p_command_id OR known.seq <> p_seq THEN
             RETURN QUERY SELECT 'conflict', NULL::bigint, NULL::bigint, NULL::jsonb,
                 format('idempotency key %L was first used by command %s (seq %s) with a different payload',
@@ -161,29 +173,36 @@ BEGIN
             RETURN QUERY SELECT 'replay', NULL::bigint, NULL::bigint, stored, NULL::text;
             RETURN;
         END IF;
-    ELSE
-        SELECT * INTO known FROM commands c
-         WHERE c.tenant = p_tenant AND c.run_id = p_run_id
-           AND (c.command_id = p_command_id OR c.seq = p_seq)
-         LIMIT 1;
-        IF FOUND THEN
-            RETURN QUERY SELECT 'conflict', NULL::bigint, NULL::bigint, NULL::jsonb,
-                format('command %s (seq %s) already exists under idempotency key %L',
-                       known.command_id, known.seq, known.idempotency_key);
-            RETURN;
-        END IF;
     END IF;
 
-    SELECT * INTO run FROM runs r WHERE r.tenant = p_tenant AND r.run_id = p_run_id FOR UPDATE;
+    SELECT r.status, r.next_seq, r.lease_holder, r.lease_expires_at, r.fencing_token,
+           r.next_event_seq
+      INTO run
+      FROM runs r WHERE r.tenant = p_tenant AND r.run_id = p_run_id FOR UPDATE;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'no-run', NULL::bigint, NULL::bigint, NULL::jsonb,
             format('run %s of tenant %s does not exist', p_run_id, p_tenant);
         RETURN;
     END IF;
+    claim := run.status NOT IN ('completed', 'failed', 'blocked', 'cancelled')
+             AND run.next_seq = p_seq
+             AND (run.lease_holder IS NULL OR run.lease_expires_at <= now());
 
-    INSERT INTO commands (tenant, run_id, command_id, seq, kind, message, idempotency_key, payload_hash)
-    VALUES (p_tenant, p_run_id, p_command_id, p_seq, p_kind, p_message, p_key, p_hash)
-    ON CONFLICT DO NOTHING;
+    -- Record the command (once), already running when it is claimed now.
+    IF known IS NULL THEN
+        INSERT INTO commands (tenant, run_id, command_id, seq, kind, message, idempotency_key,
+                              payload_hash, status, attempt, worker_id, fencing_token, started_at)
+        VALUES (p_tenant, p_run_id, p_command_id, p_seq, p_kind, p_message, p_key, p_hash,
+                CASE WHEN claim THEN 'running' ELSE 'acknowledged' END,
+                CASE WHEN claim THEN p_attempt END, CASE WHEN claim THEN p_worker END,
+                CASE WHEN claim THEN run.fencing_token + 1 END, CASE WHEN claim THEN now() END)
+        ON CONFLICT DO NOTHING;
+    ELSIF claim THEN
+        UPDATE commands c
+           SET status = 'running', attempt = p_attempt, worker_id = p_worker,
+               fencing_token = run.fencing_token + 1, started_at = now()
+         WHERE c.tenant = p_tenant AND c.run_id = p_run_id AND c.command_id = p_command_id;
+    END IF;
 
     IF run.status IN ('completed', 'failed', 'blocked', 'cancelled') THEN
         RETURN QUERY SELECT 'run-terminal', NULL::bigint, NULL::bigint, NULL::jsonb,
@@ -195,7 +214,7 @@ BEGIN
             format('seq %s of run %s waits for seq %s', p_seq, p_run_id, run.next_seq);
         RETURN;
     END IF;
-    IF run.lease_holder IS NOT NULL AND run.lease_expires_at > now() THEN
+    IF NOT claim THEN
         RETURN QUERY SELECT 'wait', NULL::bigint, NULL::bigint, NULL::jsonb,
             format('run %s is leased to %s until %s', p_run_id, run.lease_holder, run.lease_expires_at);
         RETURN;
@@ -206,10 +225,6 @@ BEGIN
            lease_expires_at = now() + p_lease_ms * interval '1 millisecond',
            status = 'claimed', updated_at = now()
      WHERE r.tenant = p_tenant AND r.run_id = p_run_id;
-    UPDATE commands c
-       SET status = 'running', attempt = p_attempt, worker_id = p_worker,
-           fencing_token = run.fencing_token + 1, started_at = now()
-     WHERE c.tenant = p_tenant AND c.run_id = p_run_id AND c.command_id = p_command_id;
     RETURN QUERY SELECT 'claimed', run.fencing_token + 1, run.next_event_seq, NULL::jsonb, NULL::text;
 END $$;
 
@@ -237,28 +252,29 @@ CREATE FUNCTION runfleet_complete_command(
     p_attempt bigint, p_status text, p_receipt jsonb, p_events jsonb, p_run_status text)
 RETURNS TABLE (outcome text, receipt jsonb)
 LANGUAGE plpgsql AS $$
-DECLARE
-    run runs%ROWTYPE;
 BEGIN
-    SELECT * INTO run FROM runs r WHERE r.tenant = p_tenant AND r.run_id = p_run_id FOR UPDATE;
-    IF NOT FOUND OR run.fencing_token <> p_token THEN
-        RETURN QUERY SELECT 'fenced', NULL::jsonb;
-        RETURN;
-    END IF;
-    INSERT INTO events (tenant, run_id, seq, command_id, event, at)
-    SELECT p_tenant, p_run_id, (e ->> 'seq')::bigint, p_command_id, e, (e ->> 'at')::timestamptz
-      FROM jsonb_array_elements(p_events) AS e;
-    INSERT INTO journal (tenant, run_id, command_id, step, attempt, fencing_token, status, result)
-    VALUES (p_tenant, p_run_id, p_command_id, 'receipt', p_attempt, p_token, p_status, p_receipt);
-    UPDATE commands c SET status = p_status, finished_at = now()
-     WHERE c.tenant = p_tenant AND c.run_id = p_run_id AND c.command_id = p_command_id;
+    -- The fencing check and the run's progress in one statement: the UPDATE
+    -- matches only while the claim's token is still the run's.
     UPDATE runs r
        SET next_seq = p_seq + 1,
            next_event_seq = r.next_event_seq + jsonb_array_length(p_events),
            lease_holder = NULL, lease_expires_at = NULL,
            status = coalesce(p_run_status, r.status), updated_at = now()
-     WHERE r.tenant = p_tenant AND r.run_id = p_run_id;
-    PERFORM pg_notify('runfleet_run', p_tenant || '/' || p_run_id);
+     WHERE r.tenant = p_tenant AND r.run_id = p_run_id AND r.fencing_token = p_token;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'fenced', NULL::jsonb;
+        RETURN;
+    END IF;
+    WITH new_events AS (
+        INSERT INTO events (tenant, run_id, seq, command_id, event, at)
+        SELECT p_tenant, p_run_id, (e ->> 'seq')::bigint, p_command_id, e, (e ->> 'at')::timestamptz
+          FROM jsonb_array_elements(p_events) AS e
+    ), receipt AS (
+        INSERT INTO journal (tenant, run_id, command_id, step, attempt, fencing_token, status, result)
+        VALUES (p_tenant, p_run_id, p_command_id, 'receipt', p_attempt, p_token, p_status, p_receipt)
+    )
+    UPDATE commands c SET status = p_status, finished_at = now()
+     WHERE c.tenant = p_tenant AND c.run_id = p_run_id AND c.command_id = p_command_id;
     RETURN QUERY SELECT 'committed', p_receipt;
 END $$;
 
@@ -288,8 +304,7 @@ BEGIN
          WHERE c.tenant = p_tenant AND c.run_id = p_run_id AND c.command_id = p_command_id;
         UPDATE runs r SET next_seq = p_seq + 1, updated_at = now()
          WHERE r.tenant = p_tenant AND r.run_id = p_run_id AND r.next_seq = p_seq;
-        PERFORM pg_notify('runfleet_run', p_tenant || '/' || p_run_id);
-    END IF;
+        END IF;
     RETURN stored;
 END $$;
 

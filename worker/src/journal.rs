@@ -207,9 +207,8 @@ impl Journal {
     ) -> Result<(), DbError> {
         let conn = self.pool.get().await?;
         conn.execute(
-            "WITH released AS (UPDATE runs SET lease_holder = NULL, lease_expires_at = NULL \
-               WHERE tenant = $1 AND run_id = $2 AND fencing_token = $3 RETURNING 1) \
-             SELECT pg_notify('runfleet_run', $1 || '/' || $2) FROM released",
+            "UPDATE runs SET lease_holder = NULL, lease_expires_at = NULL \
+             WHERE tenant = $1 AND run_id = $2 AND fencing_token = $3",
             &[&tenant, &run_id, &fencing_token],
         )
         .await?;

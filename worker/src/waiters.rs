@@ -2,10 +2,13 @@
 //!
 //! A command whose run has an earlier command in flight holds its message
 //! and waits. It is woken when the run moves on: directly when the earlier
-//! command finished in this worker, and through PostgreSQL `NOTIFY
-//! runfleet_run` (sent by the journal functions) when it finished in
-//! another. Waits are also bounded by a short poll, so a missed
-//! notification costs at most that.
+//! command finished in this worker, and through a core NATS message on
+//! `runfleet.wake.<tenant>.<run_id>` when it finished in another. Waits are
+//! also bounded by a short poll, so a lost wake-up costs at most that.
+//!
+//! (Not PostgreSQL `NOTIFY`: a committing transaction that notified holds a
+//! database-wide lock through its WAL flush, which serialized every commit
+//! of the fleet and capped it near 1,300 commands/s on the benchmark.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +16,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::Notify;
+
+/// The subject prefix of wake-ups between workers (core NATS, not stored).
+pub const WAKE_PREFIX: &str = "runfleet.wake";
 use tokio_util::sync::CancellationToken;
 
 /// The longest a waiter sleeps without re-checking (notifications wake it sooner).
@@ -75,56 +81,39 @@ impl Waiters {
         }
     }
 
-    /// Listens for `runfleet_run` notifications until `stop`, waking waiters;
-    /// reconnects after a failure.
-    pub async fn listen(self, database_url: String, stop: CancellationToken) {
-        while !stop.is_cancelled() {
-            if let Err(err) = self.listen_once(&database_url, &stop).await {
-                tracing::warn!(error = %err, "LISTEN runfleet_run failed; waiters fall back to polling");
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
+    /// Wakes the run's waiters here and, through core NATS, in every other worker.
+    pub fn announce(&self, client: &async_nats::Client, tenant: &str, run_id: &str) {
+        self.wake(&run_key(tenant, run_id));
+        let client = client.clone();
+        let subject = format!("{WAKE_PREFIX}.{tenant}.{run_id}");
+        tokio::spawn(async move {
+            // At most once is enough: waiters also poll.
+            let _ = client.publish(subject, bytes::Bytes::new()).await;
+        });
     }
 
-    async fn listen_once(
-        &self,
-        url: &str,
-        stop: &CancellationToken,
-    ) -> Result<(), tokio_postgres::Error> {
-        let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let driver = tokio::spawn(async move {
-            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(message) = messages.next().await {
-                match message {
-                    Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                        if tx.send(n.payload().to_owned()).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(err) => return Err(err),
-                }
+    /// Wakes local waiters for every announcement of another worker until `stop`.
+    pub async fn listen(self, client: async_nats::Client, stop: CancellationToken) {
+        let mut subscription = match client.subscribe(format!("{WAKE_PREFIX}.>")).await {
+            Ok(subscription) => subscription,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot subscribe to run wake-ups; waiters fall back to polling");
+                return;
             }
-            Ok(())
-        });
-        client.batch_execute("LISTEN runfleet_run").await?;
+        };
         loop {
             tokio::select! {
-                () = stop.cancelled() => break,
-                key = rx.recv() => match key {
-                    Some(key) => self.wake(&key),
-                    None => break,
+                () = stop.cancelled() => return,
+                message = subscription.next() => match message {
+                    Some(message) => {
+                        let mut tokens = message.subject.as_str().splitn(4, '.').skip(2);
+                        if let (Some(tenant), Some(run_id)) = (tokens.next(), tokens.next()) {
+                            self.wake(&run_key(tenant, run_id));
+                        }
+                    }
+                    None => return,
                 },
             }
-        }
-        drop(client);
-        match driver.await {
-            Ok(result) => result,
-            Err(_) => Ok(()),
         }
     }
 }

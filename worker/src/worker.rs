@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub journal: Journal,
     /// JetStream, for publishing receipts, events and dead letters.
     pub jetstream: jetstream::Context,
+    /// Core NATS, for wake-ups between workers.
+    pub client: async_nats::Client,
     /// The backend executing commands.
     pub backend: Arc<dyn Backend>,
     /// Commands waiting for their turn.
@@ -73,6 +75,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Tells waiters here and in other workers that the run moved on.
+    pub fn announce(&self, tenant: &str, run_id: &str) {
+        self.waiters.announce(&self.client, tenant, run_id);
+    }
+
     /// The delivery limit, as a delivery count.
     pub fn max_deliver(&self) -> u64 {
         u64::try_from(self.config.streams.max_deliver)
@@ -134,11 +141,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         Arc::new(EchoBackend::new(config.worker.echo_effects_file.clone()));
     let background = CancellationToken::new();
     let waiters = Waiters::default();
-    tokio::spawn(
-        waiters
-            .clone()
-            .listen(pool.url().to_owned(), background.clone()),
-    );
+    tokio::spawn(waiters.clone().listen(client.clone(), background.clone()));
     tokio::spawn(keep_registered(
         journal.clone(),
         worker_id.clone(),
@@ -150,6 +153,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         worker_id: worker_id.clone(),
         journal: journal.clone(),
         jetstream: js,
+        client: client.clone(),
         backend,
         waiters,
         abort: CancellationToken::new(),

@@ -184,9 +184,16 @@ struct EndToEnd {
 async fn end_to_end(nats: &TestNats, db: &TestDb, args: &Args) -> anyhow::Result<EndToEnd> {
     let env = WorkerEnv::new(nats.url(), db.url())
         .with("RUNFLEET_CONCURRENCY", args.concurrency.to_string())
-        .with("RUNFLEET_PG_POOL", "8")
+        .with(
+            "RUNFLEET_PG_POOL",
+            std::env::var("BENCH_PG_POOL").unwrap_or_else(|_| "8".into()),
+        )
         .with("RUNFLEET_ACK_WAIT", "30s")
-        .with("RUST_LOG", "warn,runfleet_worker::worker=info");
+        .with(
+            "RUST_LOG",
+            std::env::var("BENCH_WORKER_LOG")
+                .unwrap_or_else(|_| "warn,runfleet_worker::worker=info".into()),
+        );
     let mut workers = Vec::new();
     for i in 0..args.workers {
         let mut worker = TestWorker::start(&env, &format!("bench-{i}"))?;
@@ -271,6 +278,11 @@ async fn end_to_end(nats: &TestNats, db: &TestDb, args: &Args) -> anyhow::Result
         .collect();
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    if let Ok(dir) = std::env::var("BENCH_KEEP_LOGS") {
+        for worker in &workers {
+            std::fs::write(format!("{dir}/{}.log", worker.id()), worker.log_text())?;
+        }
+    }
     for worker in &mut workers {
         worker.signal("TERM");
         worker.wait_exit(Duration::from_secs(10)).await;

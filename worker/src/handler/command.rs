@@ -23,6 +23,7 @@ use runfleet_schemas::{
     headers,
 };
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::{Delivery, Disposition, Retryable, attempt_i64, dead_letter};
 use crate::backend::{BackendError, ExecutionContext};
@@ -61,8 +62,9 @@ pub(super) async fn handle(
         .and_then(|h| h.get(headers::TRACEPARENT))
         .map(|v| v.as_str().to_owned());
     let key = run_key(command.tenant.as_str(), command.run_id.as_str());
+    // `instrument`, not `span.enter()`: a guard held across `.await` would
+    // leak the span into whatever else runs on this thread.
     let span = tracing::info_span!("command", run.id = %command.run_id, command.id = %command.command_id, tenant = %command.tenant, seq = command.seq);
-    let _enter = span.enter();
     let turn = Turn {
         shared,
         message,
@@ -71,7 +73,7 @@ pub(super) async fn handle(
         traceparent,
         key,
     };
-    turn.run().await
+    turn.run().instrument(span).await
 }
 
 impl Turn<'_> {
@@ -85,6 +87,7 @@ impl Turn<'_> {
             let notified = guard.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let beginning = Instant::now();
             let begin = shared
                 .journal
                 .begin_command(
@@ -99,6 +102,12 @@ impl Turn<'_> {
                     fencing_token,
                     next_event_seq,
                 } => {
+                    tracing::debug!(
+                        begin_ms = beginning.elapsed().as_secs_f64() * 1e3,
+                        waited_ms = waiting_since.elapsed().as_secs_f64() * 1e3,
+                        fencing_token,
+                        "claimed"
+                    );
                     return self.execute(fencing_token, next_event_seq).await;
                 }
                 Begin::Replay(receipt) => return self.replay(receipt).await,
@@ -169,28 +178,14 @@ impl Turn<'_> {
                 .await
             }
             Err(Stop::Aborted) => {
-                let _ = shared
-                    .journal
-                    .release_lease(
-                        self.command.tenant.as_str(),
-                        self.command.run_id.as_str(),
-                        token,
-                    )
-                    .await;
+                self.release(token).await;
                 Ok(Disposition::Nak(None))
             }
             Err(Stop::Failed(failure)) => match failure.kind.retry() {
                 Retry::Retryable if self.delivery.attempt < shared.max_deliver() => {
                     tracing::warn!(failure = %failure, "retryable failure");
                     if failure.kind != FailureKind::HeartbeatLost {
-                        let _ = shared
-                            .journal
-                            .release_lease(
-                                self.command.tenant.as_str(),
-                                self.command.run_id.as_str(),
-                                token,
-                            )
-                            .await;
+                        self.release(token).await;
                     }
                     self.log(&failure.to_string()).await;
                     Ok(Disposition::Nak(Some(nak_delay(self.delivery.attempt))))
@@ -363,6 +358,7 @@ impl Turn<'_> {
             .collect();
         let close_run =
             self.command.kind == CommandKind::Close && status == TerminalCommandStatus::Completed;
+        let committing = Instant::now();
         match shared
             .journal
             .complete_command(&receipt, &event_values, close_run)
@@ -373,13 +369,15 @@ impl Turn<'_> {
                     tracing::warn!("failpoint exit-after-commit: aborting before publish and ack");
                     std::process::abort();
                 }
-                shared.waiters.wake(&self.key);
+                shared.announce(self.command.tenant.as_str(), self.command.run_id.as_str());
+                let commit_ms = committing.elapsed().as_secs_f64() * 1e3;
+                let publishing = Instant::now();
                 let traceparent = self.traceparent.as_deref();
                 tokio::try_join!(
                     publish_all(&shared.jetstream, &events, traceparent),
                     publish(&shared.jetstream, &receipt, traceparent),
                 )?;
-                tracing::debug!(status = ?status, "receipt committed and published");
+                tracing::debug!(status = ?status, commit_ms, publish_ms = publishing.elapsed().as_secs_f64() * 1e3, "receipt committed and published");
                 Ok(Disposition::Ack)
             }
             Complete::Fenced => {
@@ -490,7 +488,8 @@ impl Turn<'_> {
     /// Stores a receipt for a command that was not executed, publishes the stored one.
     async fn record_and_publish(&self, receipt: Receipt) -> Result<Disposition, Retryable> {
         let stored = self.shared.journal.record_receipt(&receipt).await?;
-        self.shared.waiters.wake(&self.key);
+        self.shared
+            .announce(self.command.tenant.as_str(), self.command.run_id.as_str());
         self.replay(stored).await
     }
 
@@ -523,6 +522,20 @@ impl Turn<'_> {
             started_at,
             finished_at: Utc::now(),
             traceparent: self.traceparent.clone(),
+        }
+    }
+
+    /// Gives the claim up early, so the next delivery need not wait for the lease.
+    async fn release(&self, token: i64) {
+        let (tenant, run_id) = (self.command.tenant.as_str(), self.command.run_id.as_str());
+        if self
+            .shared
+            .journal
+            .release_lease(tenant, run_id, token)
+            .await
+            .is_ok()
+        {
+            self.shared.announce(tenant, run_id);
         }
     }
 

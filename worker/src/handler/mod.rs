@@ -17,6 +17,7 @@ use async_nats::jetstream::{self, AckKind};
 use runfleet_schemas::{
     CommandCreate, DecodeError, FailureKind, MessageKind, RunCreate, decode, subjects,
 };
+use tracing::Instrument;
 
 use crate::db::DbError;
 use crate::publisher::PublishError;
@@ -87,12 +88,23 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
         attempt = delivery.attempt,
         worker.id = %shared.worker_id,
     );
-    let _enter = span.enter();
-    let disposition = match dispatch(shared, &message, &delivery).await {
-        Ok(disposition) => disposition,
-        Err(err) => retry_or_give_up(shared, &message, &delivery, err.to_string()).await,
-    };
-    settle(&message, &delivery, disposition).await;
+    async move {
+        let received = std::time::Instant::now();
+        let disposition = match dispatch(shared, &message, &delivery).await {
+            Ok(disposition) => disposition,
+            Err(err) => retry_or_give_up(shared, &message, &delivery, err.to_string()).await,
+        };
+        let handled = received.elapsed();
+        settle(&message, &delivery, disposition).await;
+        tracing::debug!(
+            ?disposition,
+            handle_ms = handled.as_secs_f64() * 1e3,
+            settle_ms = (received.elapsed() - handled).as_secs_f64() * 1e3,
+            "message settled"
+        );
+    }
+    .instrument(span)
+    .await;
 }
 
 async fn dispatch(

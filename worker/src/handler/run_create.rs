@@ -5,7 +5,6 @@ use runfleet_schemas::{FailureKind, RunCreate};
 
 use super::{Delivery, Disposition, Retryable, dead_letter};
 use crate::journal::CreateRun;
-use crate::waiters::run_key;
 use crate::worker::Shared;
 
 pub(super) async fn handle(
@@ -17,9 +16,7 @@ pub(super) async fn handle(
     match shared.journal.create_run(&run).await? {
         CreateRun::Created | CreateRun::Exists => {
             tracing::debug!(run.id = %run.run_id, tenant = %run.tenant, "run recorded");
-            shared
-                .waiters
-                .wake(&run_key(run.tenant.as_str(), run.run_id.as_str()));
+            shared.announce(run.tenant.as_str(), run.run_id.as_str());
             Ok(Disposition::Ack)
         }
         CreateRun::Conflict(why) => {
