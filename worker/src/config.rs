@@ -64,8 +64,13 @@ pub struct WorkerSettings {
     #[arg(long, env = "RUNFLEET_CONCURRENCY", default_value = "64")]
     pub concurrency: NonZeroUsize,
     /// PostgreSQL connections in this worker's pool.
-    #[arg(long, env = "RUNFLEET_PG_POOL", default_value_t = 16)]
+    #[arg(long, env = "RUNFLEET_PG_POOL", default_value_t = 8)]
     pub pg_pool_size: u32,
+    /// Group-commit transactions in flight per worker: the journal gathers the
+    /// begin and complete calls of concurrent commands into shared
+    /// transactions; fewer, larger batches cost less on a small machine.
+    #[arg(long, env = "RUNFLEET_GROUP_COMMITS", default_value_t = 2)]
+    pub group_commits: usize,
     /// How long a command waits for its run to be created before it is dead-lettered.
     #[arg(long, env = "RUNFLEET_RUN_WAIT", default_value = "30s", value_parser = duration)]
     pub run_wait: Duration,

@@ -15,6 +15,11 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::db::{DbError, Pool};
+use crate::group_commit::{GroupCommit, Param};
+
+fn order(tenant: &str, run_id: &str) -> String {
+    format!("{tenant}/{run_id}")
+}
 
 /// The outcome of [`Journal::create_run`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +68,8 @@ pub enum Complete {
 pub struct Journal {
     /// The connection pool.
     pool: Pool,
+    /// Batches begin and complete calls into shared transactions.
+    group: GroupCommit,
 }
 
 /// The content hash idempotency compares: the message without `created_at`
@@ -84,9 +91,10 @@ fn status_str(status: TerminalCommandStatus) -> &'static str {
 }
 
 impl Journal {
-    /// Wraps a pool.
-    pub fn new(pool: Pool) -> Journal {
-        Journal { pool }
+    /// Wraps a pool; up to `group_commits` batches commit at once.
+    pub fn new(pool: Pool, group_commits: usize) -> Journal {
+        let group = GroupCommit::start(pool.clone(), group_commits);
+        Journal { pool, group }
     }
 
     /// The pool.
@@ -135,27 +143,29 @@ impl Journal {
         worker_id: &str,
         lease: Duration,
     ) -> Result<Begin, DbError> {
-        let conn = self.pool.get().await?;
         let message =
             serde_json::to_value(command).map_err(|e| DbError::Unexpected(e.to_string()))?;
         let kind = message["kind"].as_str().unwrap_or_default().to_owned();
-        let row = conn
+        let params: Vec<Param> = vec![
+            Box::new(command.tenant.to_string()),
+            Box::new(command.run_id.to_string()),
+            Box::new(command.command_id.to_string()),
+            Box::new(i64::try_from(command.seq).unwrap_or(i64::MAX)),
+            Box::new(kind),
+            Box::new(message),
+            Box::new(command.idempotency_key.clone()),
+            Box::new(payload_hash(command)),
+            Box::new(attempt),
+            Box::new(worker_id.to_owned()),
+            Box::new(millis(lease)),
+        ];
+        let row = self
+            .group
             .query_one(
                 "SELECT outcome, fencing_token, next_event_seq, receipt, detail \
                  FROM runfleet_begin_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                &[
-                    &command.tenant.as_str(),
-                    &command.run_id.as_str(),
-                    &command.command_id.as_str(),
-                    &i64::try_from(command.seq).unwrap_or(i64::MAX),
-                    &kind,
-                    &message,
-                    &command.idempotency_key,
-                    &payload_hash(command),
-                    &attempt,
-                    &worker_id,
-                    &millis(lease),
-                ],
+                params,
+                order(command.tenant.as_str(), command.run_id.as_str()),
             )
             .await?;
         let outcome: &str = row.get(0);
@@ -225,26 +235,27 @@ impl Journal {
         events: &[Value],
         close_run: bool,
     ) -> Result<Complete, DbError> {
-        let conn = self.pool.get().await?;
         let receipt_json =
             serde_json::to_value(receipt).map_err(|e| DbError::Unexpected(e.to_string()))?;
-        let events = Value::Array(events.to_vec());
-        let run_status: Option<&str> = close_run.then_some("completed");
-        let row = conn
+        let run_status: Option<String> = close_run.then(|| "completed".to_owned());
+        let params: Vec<Param> = vec![
+            Box::new(receipt.tenant.to_string()),
+            Box::new(receipt.run_id.to_string()),
+            Box::new(receipt.command_id.to_string()),
+            Box::new(i64::try_from(receipt.seq).unwrap_or(i64::MAX)),
+            Box::new(i64::try_from(receipt.fencing_token).unwrap_or(i64::MAX)),
+            Box::new(i64::try_from(receipt.attempt).unwrap_or(i64::MAX)),
+            Box::new(status_str(receipt.status).to_owned()),
+            Box::new(receipt_json),
+            Box::new(Value::Array(events.to_vec())),
+            Box::new(run_status),
+        ];
+        let row = self
+            .group
             .query_one(
                 "SELECT outcome FROM runfleet_complete_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                &[
-                    &receipt.tenant.as_str(),
-                    &receipt.run_id.as_str(),
-                    &receipt.command_id.as_str(),
-                    &i64::try_from(receipt.seq).unwrap_or(i64::MAX),
-                    &i64::try_from(receipt.fencing_token).unwrap_or(i64::MAX),
-                    &i64::try_from(receipt.attempt).unwrap_or(i64::MAX),
-                    &status_str(receipt.status),
-                    &receipt_json,
-                    &events,
-                    &run_status,
-                ],
+                params,
+                order(receipt.tenant.as_str(), receipt.run_id.as_str()),
             )
             .await?;
         Ok(if row.get::<_, &str>(0) == "committed" {

@@ -7,7 +7,8 @@
 //!
 //! - [`worker`]: the pull loop, bounded concurrency, drained shutdown.
 //! - `handler`: one delivered message from validation to its ack.
-//! - [`journal`]: the write-once journal and the fenced run claims.
+//! - [`journal`]: the write-once journal and the fenced run claims;
+//!   [`group_commit`] batches its calls into shared transactions.
 //! - [`setup`]: streams, the work consumer and migrations (idempotent).
 //! - [`backend`]: what executes a command (`echo`).
 //! - [`preflight`]: refuses unsupported NATS servers, checks PostgreSQL.
@@ -16,6 +17,7 @@
 pub mod backend;
 pub mod config;
 pub mod db;
+pub mod group_commit;
 mod handler;
 pub mod journal;
 pub mod preflight;

@@ -133,7 +133,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
     let pool = Pool::connect(&config.connections.database_url, config.worker.pg_pool_size).await?;
     setup::migrate(&pool).await?;
     let consumer = setup::ensure_streams(&js, &config.streams).await?;
-    let journal = Journal::new(pool.clone());
+    let journal = Journal::new(pool.clone(), config.worker.group_commits);
     journal.register_worker(&worker_id, &hostname()).await?;
     tracing::info!(worker.id = %worker_id, concurrency = config.worker.concurrency.get(), "worker started");
 

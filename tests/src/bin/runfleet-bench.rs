@@ -16,6 +16,11 @@
 //!
 //! and prints commands/s, p50/p99 latency, both ceilings and the ratio of
 //! end to end to the lower ceiling.
+//!
+//! Diagnostics: `BENCH_GROUP_COMMITS` sets the workers' group-commit
+//! concurrency; `BENCH_WORKER_LOG` their `RUST_LOG` (e.g.
+//! `warn,runfleet_worker::worker=info,runfleet_worker::handler=debug` logs
+//! per-phase timings); `BENCH_KEEP_LOGS=DIR` keeps their logs.
 
 use std::collections::HashMap;
 use std::future::IntoFuture;
@@ -185,8 +190,8 @@ async fn end_to_end(nats: &TestNats, db: &TestDb, args: &Args) -> anyhow::Result
     let env = WorkerEnv::new(nats.url(), db.url())
         .with("RUNFLEET_CONCURRENCY", args.concurrency.to_string())
         .with(
-            "RUNFLEET_PG_POOL",
-            std::env::var("BENCH_PG_POOL").unwrap_or_else(|_| "8".into()),
+            "RUNFLEET_GROUP_COMMITS",
+            std::env::var("BENCH_GROUP_COMMITS").unwrap_or_else(|_| "2".into()),
         )
         .with("RUNFLEET_ACK_WAIT", "30s")
         .with(
