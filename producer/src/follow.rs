@@ -10,34 +10,41 @@ use runfleet_schemas::{Contract, Event, Receipt, RunId, Tenant, decode, subjects
 
 use crate::ProducerError;
 
+/// An ordered consumer's messages on `subject` in `stream`, from the start.
+async fn ordered_messages(
+    js: &jetstream::Context,
+    stream: &str,
+    subject: &str,
+) -> Result<consumer::pull::Ordered, ProducerError> {
+    let read_error = |what: String, err: &dyn std::fmt::Display| ProducerError::Read {
+        what,
+        detail: err.to_string(),
+    };
+    let stream_handle = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| read_error(format!("stream {stream}"), &e))?;
+    let consumer = stream_handle
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: subject.to_owned(),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| read_error(format!("a consumer on {subject}"), &e))?;
+    consumer
+        .messages()
+        .await
+        .map_err(|e| read_error(format!("messages on {subject}"), &e))
+}
+
 /// Every message on `subject` in `stream`, oldest first, then live, decoded as `T`.
 async fn follow<T: Contract + 'static>(
     js: &jetstream::Context,
     stream: &str,
     subject: String,
 ) -> Result<impl Stream<Item = Result<T, ProducerError>> + use<T>, ProducerError> {
-    let stream_handle = js
-        .get_stream(stream)
-        .await
-        .map_err(|e| ProducerError::Read {
-            what: format!("stream {stream}"),
-            detail: e.to_string(),
-        })?;
-    let consumer = stream_handle
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: subject.clone(),
-            deliver_policy: consumer::DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| ProducerError::Read {
-            what: format!("a consumer on {subject}"),
-            detail: e.to_string(),
-        })?;
-    let messages = consumer.messages().await.map_err(|e| ProducerError::Read {
-        what: format!("messages on {subject}"),
-        detail: e.to_string(),
-    })?;
+    let messages = ordered_messages(js, stream, &subject).await?;
     Ok(messages.map(move |message| {
         let message = message.map_err(|e| ProducerError::Read {
             what: subject.clone(),
@@ -124,28 +131,7 @@ async fn snapshot<T: Contract + 'static>(
     stream: &str,
     subject: String,
 ) -> Result<Vec<T>, ProducerError> {
-    let stream_handle = js
-        .get_stream(stream)
-        .await
-        .map_err(|e| ProducerError::Read {
-            what: format!("stream {stream}"),
-            detail: e.to_string(),
-        })?;
-    let consumer = stream_handle
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: subject.clone(),
-            deliver_policy: consumer::DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| ProducerError::Read {
-            what: format!("a consumer on {subject}"),
-            detail: e.to_string(),
-        })?;
-    let mut messages = consumer.messages().await.map_err(|e| ProducerError::Read {
-        what: format!("messages on {subject}"),
-        detail: e.to_string(),
-    })?;
+    let mut messages = ordered_messages(js, stream, &subject).await?;
     let mut items = Vec::new();
     while let Ok(Some(message)) =
         tokio::time::timeout(Duration::from_secs(1), messages.next()).await

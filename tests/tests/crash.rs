@@ -214,7 +214,7 @@ async fn killed_mid_command_the_redelivery_completes_after_ack_wait() {
         payload(json!({"sleep_ms": 3000})),
     );
     producer.send_command(&slow).await.unwrap();
-    wait_until_running(&stack, "first").await;
+    stack.wait_until_running(Some("first")).await;
     first.kill();
 
     let second = worker(&env, "second").await;
@@ -247,7 +247,7 @@ async fn a_stale_worker_cannot_overwrite_its_successor() {
         payload(json!({"sleep_ms": 2500})),
     );
     producer.send_command(&slow).await.unwrap();
-    wait_until_running(&stack, "stale").await;
+    stack.wait_until_running(Some("stale")).await;
     stale.signal("STOP");
 
     let successor = worker(&env, "successor").await;
@@ -279,28 +279,4 @@ async fn a_stale_worker_cannot_overwrite_its_successor() {
         stored["worker_id"], "successor",
         "the successor's receipt stands"
     );
-}
-
-/// Waits until `worker` has claimed a command and is executing it.
-async fn wait_until_running(stack: &Stack, worker: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let running: i64 = stack
-            .pg
-            .query_one(
-                "SELECT count(*) FROM commands WHERE status = 'running' AND worker_id = $1",
-                &[&worker],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if running > 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{worker} never started the command"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

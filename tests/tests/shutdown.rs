@@ -32,7 +32,7 @@ async fn sigterm_lets_in_flight_commands_finish_then_exits_0() {
         payload(json!({"sleep_ms": 1500})),
     );
     producer.send_command(&slow).await.unwrap();
-    wait_until_running(&stack).await;
+    stack.wait_until_running(None).await;
 
     worker.signal("TERM");
     let status = worker.wait_exit(WAIT).await.expect("the worker exits");
@@ -80,7 +80,7 @@ async fn commands_still_running_after_the_grace_are_handed_back_at_once() {
         payload(json!({"sleep_ms": 2000})),
     );
     producer.send_command(&slow).await.unwrap();
-    wait_until_running(&stack).await;
+    stack.wait_until_running(None).await;
 
     let _staying = worker(&env, "staying").await;
     let handed_back = Instant::now();
@@ -95,24 +95,4 @@ async fn commands_still_running_after_the_grace_are_handed_back_at_once() {
         "redelivered after {:?}: the abort did not NAK, the lease ran out",
         handed_back.elapsed()
     );
-}
-
-async fn wait_until_running(stack: &Stack) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let running: i64 = stack
-            .pg
-            .query_one(
-                "SELECT count(*) FROM commands WHERE status = 'running'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if running > 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the command never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

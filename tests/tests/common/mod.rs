@@ -91,6 +91,28 @@ impl Stack {
             .map(|row| row.get(0))
     }
 
+    /// Waits until a command is executing (by `worker`, when given).
+    pub async fn wait_until_running(&self, worker: Option<&str>) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let running: i64 = self
+                .pg
+                .query_one(
+                    "SELECT count(*) FROM commands WHERE status = 'running' \
+                     AND ($1::text IS NULL OR worker_id = $1)",
+                    &[&worker],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if running > 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no command started ({worker:?})");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// `(reason, message, subject)` of every dead letter, oldest first.
     pub async fn dead_letters(&self) -> Vec<(String, String, String)> {
         self.pg

@@ -112,52 +112,50 @@ async fn dispatch(
     message: &jetstream::Message,
     delivery: &Delivery,
 ) -> Result<Disposition, Retryable> {
-    let Some(parsed) = subjects::parse(&delivery.subject) else {
-        let why = format!("{} is not a runfleet work subject", delivery.subject);
-        return dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await;
+    let checked = match subjects::parse(&delivery.subject) {
+        None => Err(format!(
+            "{} is not a runfleet work subject",
+            delivery.subject
+        )),
+        Some(parsed) => match parsed.kind {
+            MessageKind::RunCreate => read::<RunCreate>(&parsed, &message.payload, |m| {
+                (m.tenant.as_str(), m.run_id.as_str())
+            })
+            .map(Work::Run),
+            MessageKind::CommandCreate => read::<CommandCreate>(&parsed, &message.payload, |m| {
+                (m.tenant.as_str(), m.run_id.as_str())
+            })
+            .map(Work::Command),
+            other => Err(format!(
+                "{other} messages do not belong on {}",
+                delivery.subject
+            )),
+        },
     };
-    let invalid = |err: DecodeError| err.to_string();
-    match parsed.kind {
-        MessageKind::RunCreate => match decode::<RunCreate>(&message.payload) {
-            Ok(run) => match subject_mismatch(&parsed, run.tenant.as_str(), run.run_id.as_str()) {
-                Some(why) => {
-                    dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await
-                }
-                None => run_create::handle(shared, message, delivery, run).await,
-            },
-            Err(err) => {
-                dead_letter(
-                    shared,
-                    message,
-                    delivery,
-                    FailureKind::SchemaInvalid,
-                    invalid(err),
-                )
-                .await
-            }
-        },
-        MessageKind::CommandCreate => match decode::<CommandCreate>(&message.payload) {
-            Ok(cmd) => match subject_mismatch(&parsed, cmd.tenant.as_str(), cmd.run_id.as_str()) {
-                Some(why) => {
-                    dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await
-                }
-                None => command::handle(shared, message, delivery, cmd).await,
-            },
-            Err(err) => {
-                dead_letter(
-                    shared,
-                    message,
-                    delivery,
-                    FailureKind::SchemaInvalid,
-                    invalid(err),
-                )
-                .await
-            }
-        },
-        other => {
-            let why = format!("{other} messages do not belong on {}", delivery.subject);
-            dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await
-        }
+    match checked {
+        Ok(Work::Run(run)) => run_create::handle(shared, message, delivery, run).await,
+        Ok(Work::Command(command)) => command::handle(shared, message, delivery, command).await,
+        Err(why) => dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await,
+    }
+}
+
+/// A work message that passed every check.
+enum Work {
+    Run(RunCreate),
+    Command(CommandCreate),
+}
+
+/// Decodes the payload as `T` and checks its tenant and run against the subject.
+fn read<T: runfleet_schemas::Contract>(
+    parsed: &subjects::ParsedSubject<'_>,
+    payload: &[u8],
+    owner: impl Fn(&T) -> (&str, &str),
+) -> Result<T, String> {
+    let message = decode::<T>(payload).map_err(|err: DecodeError| err.to_string())?;
+    let (tenant, run_id) = owner(&message);
+    match subject_mismatch(parsed, tenant, run_id) {
+        Some(why) => Err(why),
+        None => Ok(message),
     }
 }
 
