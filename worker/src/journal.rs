@@ -97,11 +97,6 @@ impl Journal {
         Journal { pool, group }
     }
 
-    /// The pool.
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
     /// Records a run (idempotent).
     ///
     /// # Errors

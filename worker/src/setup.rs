@@ -157,13 +157,3 @@ pub async fn migrate(pool: &Pool) -> Result<usize, SetupError> {
         .map_err(DbError::from)?;
     Ok(result?.applied_migrations().len())
 }
-
-/// The newest migration version this build knows.
-pub fn expected_schema_version() -> i32 {
-    embedded::migrations::runner()
-        .get_migrations()
-        .iter()
-        .map(|m| m.version())
-        .max()
-        .unwrap_or(0)
-}

@@ -223,7 +223,9 @@ async fn pull_until_shutdown(
             match next {
                 Some(Ok(message)) => {
                     let Some(permit) = permits.split(1) else {
-                        break;
+                        // More than was asked for: hand it back rather than hold it unhandled.
+                        let _ = message.ack_with(jetstream::AckKind::Nak(None)).await;
+                        continue;
                     };
                     let shared = shared.clone();
                     tasks.spawn(async move {
