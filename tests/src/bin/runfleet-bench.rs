@@ -68,6 +68,17 @@ async fn main() -> anyhow::Result<()> {
         args.commands, args.runs, args.workers, args.concurrency
     );
 
+    let (pg, _driver) = db.connect().await?;
+    let fsync: String = pg.query_one("SHOW fsync", &[]).await?.get(0);
+    let sync_commit: String = pg.query_one("SHOW synchronous_commit", &[]).await?.get(0);
+    println!(
+        "PostgreSQL: fsync={fsync}, synchronous_commit={sync_commit} ({})",
+        if std::env::var_os("DATABASE_URL").is_some() {
+            "DATABASE_URL"
+        } else {
+            "ephemeral test cluster"
+        }
+    );
     let js_rate = jetstream_ceiling(&nats, args.commands).await?;
     let pg_rate = postgres_ceiling(&db, args.commands).await?;
     let e2e = end_to_end(&nats, &db, &args).await?;
