@@ -165,7 +165,7 @@ async fn same_key_with_another_payload_is_a_conflict_and_executes_nothing() {
         failure.message
     );
 
-    let dead = stack.dead_letters().await;
+    let dead = stack.wait_for_dead_letters(1).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].0, "idempotency-conflict");
     assert_eq!(
@@ -231,7 +231,7 @@ async fn invalid_messages_are_dead_lettered_naming_the_field_and_the_worker_keep
     let receipt = producer.wait_for_receipt(&commands[0], WAIT).await.unwrap();
     assert_eq!(receipt.status, TerminalCommandStatus::Completed);
 
-    let dead = stack.dead_letters().await;
+    let dead = stack.wait_for_dead_letters(cases.len()).await;
     assert_eq!(
         dead.len(),
         cases.len(),
@@ -373,7 +373,7 @@ async fn retryable_failures_are_retried_then_dead_lettered_at_the_limit() {
     // which is a redelivery, not a retry.)
     assert_eq!(fatal.failure.unwrap().kind, FailureKind::BackendFailed);
 
-    let dead = stack.dead_letters().await;
+    let dead = stack.wait_for_dead_letters(1).await;
     assert_eq!(dead.len(), 1, "{dead:#?}");
     assert_eq!(dead[0].0, "max-deliveries");
     let history: serde_json::Value = stack
@@ -401,4 +401,40 @@ pub async fn wait_until_work_stream_is_empty(stack: &Stack) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_command_whose_turn_never_comes_ends_failed_and_dead_lettered() {
+    let stack = Stack::start().await;
+    let env = stack
+        .env
+        .clone()
+        .with("RUNFLEET_MAX_DELIVER", "2")
+        .with("RUNFLEET_ORDER_WAIT", "500ms");
+    let workers = stack.workers(&env, 1).await;
+    let producer = stack.producer().await;
+    let run = new_run("acme", "tests", "echo").unwrap();
+    producer.create_run(&run).await.unwrap();
+    // Seq 2 without seq 1: it can never run.
+    let orphan = new_command(
+        &run.tenant,
+        &run.run_id,
+        2,
+        CommandKind::Turn,
+        payload(json!({})),
+    );
+    producer.send_command(&orphan).await.unwrap();
+
+    let receipt = producer.wait_for_receipt(&orphan, WAIT).await.unwrap();
+    let failure = receipt.failure.unwrap();
+    assert_eq!(failure.kind, FailureKind::MaxDeliveries);
+    assert!(
+        failure.message.contains("waits for seq 1"),
+        "{}",
+        failure.message
+    );
+    let dead = stack.dead_letters().await;
+    assert_eq!(dead.len(), 1, "{dead:#?}\n{}", workers[0].log_text());
+    assert_eq!(dead[0].0, "max-deliveries");
+    wait_until_work_stream_is_empty(&stack).await;
 }

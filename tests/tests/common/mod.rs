@@ -113,6 +113,18 @@ impl Stack {
         }
     }
 
+    /// Waits until there are at least `count` dead letters, then returns them all.
+    pub async fn wait_for_dead_letters(&self, count: usize) -> Vec<(String, String, String)> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let dead = self.dead_letters().await;
+            if dead.len() >= count || Instant::now() > deadline {
+                return dead;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `(reason, message, subject)` of every dead letter, oldest first.
     pub async fn dead_letters(&self) -> Vec<(String, String, String)> {
         self.pg

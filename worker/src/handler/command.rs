@@ -129,6 +129,9 @@ impl Turn<'_> {
                 Begin::NoRun(why) => return self.no_run(why).await,
                 Begin::Wait(why) => {
                     if waiting_since.elapsed() >= shared.config.worker.order_wait {
+                        if self.delivery.attempt >= shared.max_deliver() {
+                            return self.give_up_waiting(why).await;
+                        }
                         tracing::info!(why = %why, "waited too long for its turn; handing the message back");
                         self.log(&format!("waited: {why}")).await;
                         return Ok(Disposition::Nak(Some(nak_delay(self.delivery.attempt))));
@@ -453,6 +456,37 @@ impl Turn<'_> {
             self.traceparent.as_deref(),
         )
         .await?;
+        Ok(disposition)
+    }
+
+    /// Its turn never came within the delivery limit (an earlier seq never
+    /// arrived, say): the command ends failed, and is dead-lettered.
+    async fn give_up_waiting(&self, why: String) -> Result<Disposition, Retryable> {
+        let why = format!(
+            "gave up after {} deliveries waiting for its turn: {why}",
+            self.delivery.attempt
+        );
+        let receipt = self.receipt(
+            FailureKind::MaxDeliveries.status(),
+            Some(Failure {
+                kind: FailureKind::MaxDeliveries,
+                message: why.clone(),
+            }),
+            None,
+            None,
+            0,
+            None,
+        );
+        // The dead letter first, so that whoever sees the receipt finds it.
+        let disposition = dead_letter(
+            self.shared,
+            self.message,
+            self.delivery,
+            FailureKind::MaxDeliveries,
+            why,
+        )
+        .await?;
+        self.record_and_publish(receipt).await?;
         Ok(disposition)
     }
 

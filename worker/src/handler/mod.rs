@@ -90,10 +90,21 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
     );
     async move {
         let received = std::time::Instant::now();
-        let disposition = match dispatch(shared, &message, &delivery).await {
+        let mut disposition = match dispatch(shared, &message, &delivery).await {
             Ok(disposition) => disposition,
             Err(err) => retry_or_give_up(shared, &message, &delivery, err.to_string()).await,
         };
+        // JetStream never delivers a message again after `max_deliver`: a NAK
+        // there would strand it. Dead-letter it instead (nothing is dropped).
+        if matches!(disposition, Disposition::Nak(_)) && delivery.attempt >= shared.max_deliver() {
+            let why = format!("delivered {} times without an outcome", delivery.attempt);
+            match dead_letter(shared, &message, &delivery, FailureKind::MaxDeliveries, why).await {
+                Ok(terminal) => disposition = terminal,
+                Err(err) => {
+                    tracing::error!(error = %err, "could not dead-letter an exhausted message")
+                }
+            }
+        }
         let handled = received.elapsed();
         settle(&message, &delivery, disposition).await;
         tracing::debug!(
