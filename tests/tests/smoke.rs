@@ -133,13 +133,26 @@ async fn three_node_cluster_replicates_a_stream() {
     let replicas = info.cluster.as_ref().map_or(0, |c| c.replicas.len());
     assert_eq!(replicas, 2, "a leader and two replicas");
 
-    // Losing one node of three keeps the stream writable.
+    // Losing one node of three keeps the stream writable, once a new leader
+    // is elected if the lost node led it: retry (same Nats-Msg-Id) meanwhile,
+    // as producers do.
     cluster.nodes_mut()[2].kill();
     let client = async_nats::connect(cluster.nodes()[0].url()).await.unwrap();
     let js = jetstream::new(client);
-    js.publish("replicated.x", "two".into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let publish = || async {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", "after-the-loss");
+        js.publish_with_headers("replicated.x", headers, "two".into())
+            .await?
+            .await
+    };
+    let ack = backon::Retryable::retry(
+        publish,
+        backon::ConstantBuilder::default()
+            .with_delay(Duration::from_millis(250))
+            .with_max_times(80),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ack.stream, "REPLICATED");
 }
