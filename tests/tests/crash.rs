@@ -7,10 +7,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Effect, Stack, payload, run_with_commands, text_payload, worker};
+use common::{Effect, Stack, run_one, run_with_commands, text_payload, worker};
 
-use runfleet_producer::{new_command, new_run};
-use runfleet_schemas::{CommandKind, TerminalCommandStatus};
+use runfleet_schemas::TerminalCommandStatus;
 use runfleet_tests::TestWorker;
 use serde_json::json;
 
@@ -22,14 +21,8 @@ async fn exactly_once_while_workers_are_killed_every_300ms() {
     const COMMANDS_PER_RUN: u64 = 20;
     let total = RUNS as i64 * COMMANDS_PER_RUN as i64;
     let stack = Stack::start().await;
-    let effects = tempfile::NamedTempFile::new().unwrap();
-    let env = stack
-        .env
-        .clone()
-        .with(
-            "RUNFLEET_ECHO_EFFECTS_FILE",
-            effects.path().display().to_string(),
-        )
+    let (env, effects) = stack.counting_effects();
+    let env = env
         .with("RUNFLEET_ACK_WAIT", "1s")
         .with("RUNFLEET_MAX_DELIVER", "100")
         .with("RUNFLEET_ORDER_WAIT", "5s");
@@ -46,15 +39,23 @@ async fn exactly_once_while_workers_are_killed_every_300ms() {
             )
         })
         .collect();
-    for (run, _) in &runs {
-        producer.create_run(run).await.unwrap();
-    }
-    // Seq-major, as concurrent producers would interleave their runs.
-    for seq in 0..COMMANDS_PER_RUN as usize {
-        for (_, commands) in &runs {
-            producer.send_command(&commands[seq]).await.unwrap();
-        }
-    }
+    // Publish while the chaos runs (publishing 1,000 commands can take a
+    // while on a loaded machine). Seq-major, as concurrent producers would
+    // interleave their runs.
+    let publishing = {
+        let producer = producer.clone();
+        let runs = runs.clone();
+        tokio::spawn(async move {
+            for (run, _) in &runs {
+                producer.create_run(run).await.unwrap();
+            }
+            for seq in 0..COMMANDS_PER_RUN as usize {
+                for (_, commands) in &runs {
+                    producer.send_command(&commands[seq]).await.unwrap();
+                }
+            }
+        })
+    };
 
     // Chaos: SIGKILL a random worker about every 300 ms and start a new one in its place.
     let started = Instant::now();
@@ -72,6 +73,7 @@ async fn exactly_once_while_workers_are_killed_every_300ms() {
         workers[victim] = TestWorker::start(&env, &format!("w{victim}-{kills}")).unwrap();
     }
     let elapsed = started.elapsed();
+    publishing.await.unwrap();
     stack.wait_for_receipts(total, WAIT, &workers).await;
     eprintln!("{total} receipts in {elapsed:?} with {kills} SIGKILLs");
     assert!(
@@ -153,15 +155,8 @@ async fn exactly_once_while_workers_are_killed_every_300ms() {
 #[tokio::test]
 async fn killed_after_commit_before_ack_the_redelivery_replays() {
     let stack = Stack::start().await;
-    let effects = tempfile::NamedTempFile::new().unwrap();
-    let env = stack
-        .env
-        .clone()
-        .with(
-            "RUNFLEET_ECHO_EFFECTS_FILE",
-            effects.path().display().to_string(),
-        )
-        .with("RUNFLEET_ACK_WAIT", "1s");
+    let (env, effects) = stack.counting_effects();
+    let env = env.with("RUNFLEET_ACK_WAIT", "1s");
     let mut doomed = worker(
         &env.clone().with("RUNFLEET_FAILPOINT", "exit-after-commit"),
         "doomed",
@@ -204,16 +199,7 @@ async fn killed_mid_command_the_redelivery_completes_after_ack_wait() {
     let env = stack.env.clone().with("RUNFLEET_ACK_WAIT", "1s");
     let mut first = worker(&env, "first").await;
     let producer = stack.producer().await;
-    let run = new_run("acme", "tests", "echo").unwrap();
-    producer.create_run(&run).await.unwrap();
-    let slow = new_command(
-        &run.tenant,
-        &run.run_id,
-        1,
-        CommandKind::Turn,
-        payload(json!({"sleep_ms": 3000})),
-    );
-    producer.send_command(&slow).await.unwrap();
+    let slow = run_one(&producer, json!({"sleep_ms": 3000})).await;
     stack.wait_until_running(Some("first")).await;
     first.kill();
 
@@ -237,16 +223,7 @@ async fn a_stale_worker_cannot_overwrite_its_successor() {
     let env = stack.env.clone().with("RUNFLEET_ACK_WAIT", "1s");
     let stale = worker(&env, "stale").await;
     let producer = stack.producer().await;
-    let run = new_run("acme", "tests", "echo").unwrap();
-    producer.create_run(&run).await.unwrap();
-    let slow = new_command(
-        &run.tenant,
-        &run.run_id,
-        1,
-        CommandKind::Turn,
-        payload(json!({"sleep_ms": 2500})),
-    );
-    producer.send_command(&slow).await.unwrap();
+    let slow = run_one(&producer, json!({"sleep_ms": 2500})).await;
     stack.wait_until_running(Some("stale")).await;
     stale.signal("STOP");
 

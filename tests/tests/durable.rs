@@ -81,15 +81,8 @@ async fn every_command_gets_one_receipt_in_seq_order() {
 #[tokio::test]
 async fn duplicates_within_and_after_the_dedupe_window_execute_once() {
     let stack = Stack::start().await;
-    let effects = tempfile::NamedTempFile::new().unwrap();
-    let env = stack
-        .env
-        .clone()
-        .with(
-            "RUNFLEET_ECHO_EFFECTS_FILE",
-            effects.path().display().to_string(),
-        )
-        .with("RUNFLEET_DEDUPE_WINDOW", "1s");
+    let (env, effects) = stack.counting_effects();
+    let env = env.with("RUNFLEET_DEDUPE_WINDOW", "1s");
     let workers = stack.workers(&env, 1).await;
     let producer = stack.producer().await;
     let (run, commands) = run_with_commands(1, text_payload);

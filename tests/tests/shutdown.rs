@@ -6,9 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Stack, payload, worker};
-use runfleet_producer::{new_command, new_run};
-use runfleet_schemas::{CommandKind, TerminalCommandStatus};
+use common::{Stack, run_one, worker};
+use runfleet_schemas::TerminalCommandStatus;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -22,16 +21,7 @@ async fn sigterm_lets_in_flight_commands_finish_then_exits_0() {
     )
     .await;
     let producer = stack.producer().await;
-    let run = new_run("acme", "tests", "echo").unwrap();
-    producer.create_run(&run).await.unwrap();
-    let slow = new_command(
-        &run.tenant,
-        &run.run_id,
-        1,
-        CommandKind::Turn,
-        payload(json!({"sleep_ms": 1500})),
-    );
-    producer.send_command(&slow).await.unwrap();
+    let slow = run_one(&producer, json!({"sleep_ms": 1500})).await;
     stack.wait_until_running(None).await;
 
     worker.signal("TERM");
@@ -70,16 +60,7 @@ async fn commands_still_running_after_the_grace_are_handed_back_at_once() {
     )
     .await;
     let producer = stack.producer().await;
-    let run = new_run("acme", "tests", "echo").unwrap();
-    producer.create_run(&run).await.unwrap();
-    let slow = new_command(
-        &run.tenant,
-        &run.run_id,
-        1,
-        CommandKind::Turn,
-        payload(json!({"sleep_ms": 2000})),
-    );
-    producer.send_command(&slow).await.unwrap();
+    let slow = run_one(&producer, json!({"sleep_ms": 2000})).await;
     stack.wait_until_running(None).await;
 
     let _staying = worker(&env, "staying").await;

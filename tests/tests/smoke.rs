@@ -128,10 +128,21 @@ async fn three_node_cluster_replicates_a_stream() {
         .unwrap()
         .await
         .unwrap();
-    let info = stream.info().await.unwrap();
-    assert_eq!(info.config.num_replicas, 3);
-    let replicas = info.cluster.as_ref().map_or(0, |c| c.replicas.len());
-    assert_eq!(replicas, 2, "a leader and two replicas");
+    // The leader reports its two replicas once they have joined.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let info = stream.info().await.unwrap();
+        assert_eq!(info.config.num_replicas, 3);
+        let replicas = info.cluster.as_ref().map_or(0, |c| c.replicas.len());
+        if replicas == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a leader and two replicas, not {replicas}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Losing one node of three keeps the stream writable, once a new leader
     // is elected if the lost node led it: retry (same Nats-Msg-Id) meanwhile,

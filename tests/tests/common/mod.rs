@@ -43,6 +43,17 @@ impl Stack {
         workers
     }
 
+    /// Worker settings whose `echo` backend records every execution in a
+    /// fresh effects file (kept alive by the returned handle).
+    pub fn counting_effects(&self) -> (WorkerEnv, tempfile::NamedTempFile) {
+        let effects = tempfile::NamedTempFile::new().unwrap();
+        let env = self.env.clone().with(
+            "RUNFLEET_ECHO_EFFECTS_FILE",
+            effects.path().display().to_string(),
+        );
+        (env, effects)
+    }
+
     pub async fn producer(&self) -> Producer {
         Producer::connect(self.nats.url()).await.unwrap()
     }
@@ -206,4 +217,19 @@ pub fn effects(path: &std::path::Path) -> Vec<Effect> {
             }
         })
         .collect()
+}
+
+/// Creates a run and sends it one `turn` (seq 1) with `body` as payload.
+pub async fn run_one(producer: &Producer, body: Value) -> CommandCreate {
+    let run = new_run("acme", "tests", "echo").unwrap();
+    producer.create_run(&run).await.unwrap();
+    let command = new_command(
+        &run.tenant,
+        &run.run_id,
+        1,
+        CommandKind::Turn,
+        payload(body),
+    );
+    producer.send_command(&command).await.unwrap();
+    command
 }
