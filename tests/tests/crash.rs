@@ -133,11 +133,7 @@ async fn exactly_once_while_workers_are_killed_every_300ms() {
 
     // Each run's commands executed in seq order.
     for (run, _) in &runs {
-        let seqs: Vec<u64> = lines
-            .iter()
-            .filter(|e| e.run_id == run.run_id.as_str())
-            .map(|e| e.seq)
-            .collect();
+        let seqs = common::seqs_of(&lines, run.run_id.as_str());
         assert!(
             seqs.windows(2).all(|w| w[0] <= w[1]),
             "run {} executed out of order: {seqs:?}",

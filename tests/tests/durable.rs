@@ -63,11 +63,7 @@ async fn every_command_gets_one_receipt_in_seq_order() {
     let lines = common::effects(effects.path());
     assert_eq!(lines.len(), 50);
     for (run, _) in &runs {
-        let seqs: Vec<u64> = lines
-            .iter()
-            .filter(|e| e.run_id == run.run_id.as_str())
-            .map(|e| e.seq)
-            .collect();
+        let seqs = common::seqs_of(&lines, run.run_id.as_str());
         assert_eq!(
             seqs,
             (1..=10).collect::<Vec<_>>(),

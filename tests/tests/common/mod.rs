@@ -201,6 +201,15 @@ pub struct Effect {
     pub worker_id: String,
 }
 
+/// The seqs of `run_id`'s effects, in the order they happened.
+pub fn seqs_of(effects: &[Effect], run_id: &str) -> Vec<u64> {
+    effects
+        .iter()
+        .filter(|e| e.run_id == run_id)
+        .map(|e| e.seq)
+        .collect()
+}
+
 pub fn effects(path: &std::path::Path) -> Vec<Effect> {
     std::fs::read_to_string(path)
         .unwrap_or_default()

@@ -90,18 +90,24 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
     );
     async move {
         let received = std::time::Instant::now();
-        let mut disposition = match dispatch(shared, &message, &delivery).await {
-            Ok(disposition) => disposition,
-            Err(err) => retry_or_give_up(shared, &message, &delivery, err.to_string()).await,
+        let (mut disposition, failure) = match dispatch(shared, &message, &delivery).await {
+            Ok(disposition) => (disposition, None),
+            Err(err) => (retry_later(shared, &delivery, &err.to_string()).await, Some(err)),
         };
         // JetStream never delivers a message again after `max_deliver`: a NAK
         // there would strand it. Dead-letter it instead (nothing is dropped).
         if matches!(disposition, Disposition::Nak(_)) && delivery.attempt >= shared.max_deliver() {
-            let why = format!("delivered {} times without an outcome", delivery.attempt);
+            let why = match failure {
+                Some(err) => format!(
+                    "gave up after {} deliveries; last failure: {err}",
+                    delivery.attempt
+                ),
+                None => format!("delivered {} times without an outcome", delivery.attempt),
+            };
             match dead_letter(shared, &message, &delivery, FailureKind::MaxDeliveries, why).await {
                 Ok(terminal) => disposition = terminal,
                 Err(err) => {
-                    tracing::error!(error = %err, "could not dead-letter an exhausted message")
+                    tracing::error!(error = %err, "could not dead-letter an exhausted message; leaving it")
                 }
             }
         }
@@ -192,13 +198,9 @@ fn subject_mismatch(
     None
 }
 
-/// A retryable failure: NAK with a growing delay, or dead-letter at the delivery limit.
-async fn retry_or_give_up(
-    shared: &Shared,
-    message: &jetstream::Message,
-    delivery: &Delivery,
-    reason: String,
-) -> Disposition {
+/// A retryable failure: logged for the delivery history, then NAKed with a
+/// growing delay (at the delivery limit, [`handle`] dead-letters instead).
+async fn retry_later(shared: &Shared, delivery: &Delivery, reason: &str) -> Disposition {
     tracing::warn!(error = %reason, "delivery failed; it will be retried");
     let _ = shared
         .journal
@@ -206,21 +208,9 @@ async fn retry_or_give_up(
             delivery.stream_sequence,
             attempt_i64(delivery),
             &shared.worker_id,
-            &reason,
+            reason,
         )
         .await;
-    if delivery.attempt >= shared.max_deliver() {
-        let why = format!(
-            "gave up after {} deliveries; last failure: {reason}",
-            delivery.attempt
-        );
-        match dead_letter(shared, message, delivery, FailureKind::MaxDeliveries, why).await {
-            Ok(disposition) => return disposition,
-            Err(err) => {
-                tracing::error!(error = %err, "could not dead-letter; leaving the message for redelivery")
-            }
-        }
-    }
     Disposition::Nak(Some(nak_delay(delivery.attempt)))
 }
 
