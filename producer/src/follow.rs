@@ -166,3 +166,41 @@ pub async fn receipts_so_far(
     )
     .await
 }
+
+/// Asks the fleet for a session's summary (`runfleet.session.<tenant>.<id>`).
+///
+/// # Errors
+/// [`ProducerError::Read`] when no worker answers or the session is unknown.
+pub async fn session_summary(
+    client: &async_nats::Client,
+    tenant: &Tenant,
+    session: &runfleet_schemas::SessionId,
+) -> Result<serde_json::Value, ProducerError> {
+    let what = || format!("session {session}");
+    let subject = runfleet_schemas::subjects::session_subject(tenant, session);
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        client.request(subject, Default::default()),
+    )
+    .await
+    .map_err(|_| ProducerError::Read {
+        what: what(),
+        detail: "no worker answered within 5s".into(),
+    })?
+    .map_err(|err| ProducerError::Read {
+        what: what(),
+        detail: format!("{err} (is a worker running?)"),
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&reply.payload).map_err(|err| ProducerError::Read {
+            what: what(),
+            detail: format!("the answer is not JSON: {err}"),
+        })?;
+    if let Some(error) = value.get("error").and_then(serde_json::Value::as_str) {
+        return Err(ProducerError::Read {
+            what: what(),
+            detail: error.to_owned(),
+        });
+    }
+    Ok(value)
+}

@@ -6,6 +6,8 @@
 //! runfleet wait --tenant acme --run <run-id> --command <command-id>
 //! runfleet events --tenant acme --run <run-id> --follow
 //! runfleet status --tenant acme <run-id>
+//! runfleet cancel --tenant acme <run-id> [--command <command-id>] [--reason "…"]
+//! runfleet session show --tenant acme <session-id>
 //! runfleet validate message.json          # check a message against the contract
 //! runfleet publish message.json           # validate, then publish on its subject
 //! ```
@@ -23,9 +25,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use futures::StreamExt;
-use runfleet_producer::{Producer, ProducerError, follow, new_command, new_run};
+use runfleet_producer::{Producer, ProducerError, follow, new_cancel, new_command, new_run};
 use runfleet_schemas::{
-    CommandKind, Message, MessageKind, Receipt, RunId, Tenant, TerminalCommandStatus, decode_any,
+    CommandId, CommandKind, Message, MessageKind, Receipt, ResourceBundle, RunId, SessionId,
+    Tenant, TerminalCommandStatus, decode_any,
 };
 
 /// Exit code for a message or flag that is wrong.
@@ -95,6 +98,24 @@ enum Cmd {
         /// The run.
         run: String,
     },
+    /// Cancel a run (its running command stops, its pending commands never
+    /// run, it becomes terminal), or with `--command` one of its commands.
+    Cancel {
+        /// The tenant owning the run.
+        #[arg(long, env = "RUNFLEET_TENANT")]
+        tenant: String,
+        /// The run.
+        run: String,
+        /// Only this command.
+        #[arg(long)]
+        command: Option<String>,
+        /// Why, for the receipts and the event log.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
     /// Check a message (a file, or `-` for stdin) against the contract.
     Validate {
         /// The message file; `-` reads stdin.
@@ -128,6 +149,45 @@ enum RunCommand {
         /// A session to continue.
         #[arg(long)]
         session: Option<String>,
+        /// A budget, `CURRENCY=AMOUNT` (repeatable), e.g. `--budget usd=5`.
+        #[arg(long = "budget", value_parser = parse_budget)]
+        budgets: Vec<(String, f64)>,
+        /// Materialize this directory (on the worker's host) as the run's working directory.
+        #[arg(long, conflicts_with = "bundle_git")]
+        bundle_dir: Option<String>,
+        /// Materialize this git repository, at `--bundle-commit`, as the run's working directory.
+        #[arg(long, requires = "bundle_commit")]
+        bundle_git: Option<String>,
+        /// The commit of `--bundle-git`.
+        #[arg(long, requires = "bundle_git")]
+        bundle_commit: Option<String>,
+    },
+}
+
+fn parse_budget(text: &str) -> Result<(String, f64), String> {
+    let (currency, amount) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected CURRENCY=AMOUNT, e.g. usd=5"))?;
+    let amount: f64 = amount
+        .parse()
+        .map_err(|_| format!("{text:?}: {amount:?} is not a number"))?;
+    if currency.is_empty() || !amount.is_finite() || amount < 0.0 {
+        return Err(format!(
+            "{text:?}: expected a currency and a non-negative amount"
+        ));
+    }
+    Ok((currency.to_owned(), amount))
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCommand {
+    /// A session's summary: active or idle, last run, last activity, last event seq.
+    Show {
+        /// The tenant owning the session.
+        #[arg(long, env = "RUNFLEET_TENANT")]
+        tenant: String,
+        /// The session.
+        session: String,
     },
 }
 
@@ -211,8 +271,22 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             profile,
             run_id,
             session,
+            budgets,
+            bundle_dir,
+            bundle_git,
+            bundle_commit,
         }) => {
             let mut run = new_run(tenant, project, profile).map_err(ProducerError::from)?;
+            run.budgets = budgets.iter().cloned().collect();
+            run.resource_bundle = match (bundle_dir, bundle_git, bundle_commit) {
+                (Some(path), _, _) => Some(ResourceBundle::Directory { path: path.clone() }),
+                (None, Some(url), Some(commit)) => Some(ResourceBundle::Git {
+                    url: url.clone(),
+                    commit: commit.clone(),
+                }),
+                _ => None,
+            };
+
             if let Some(id) = run_id {
                 run.run_id = RunId::new(id.as_str()).map_err(ProducerError::from)?;
                 run.idempotency_key = format!("run:{id}");
@@ -303,6 +377,55 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Cancel {
+            tenant,
+            run,
+            command,
+            reason,
+        } => {
+            let tenant = Tenant::new(tenant.as_str()).map_err(ProducerError::from)?;
+            let run_id = RunId::new(run.as_str()).map_err(ProducerError::from)?;
+            let command_id = command
+                .as_deref()
+                .map(CommandId::new)
+                .transpose()
+                .map_err(ProducerError::from)?;
+            let cancel = new_cancel(&tenant, &run_id, command_id, reason.clone());
+            let accepted = connect(cli).await?.publish(&cancel).await?;
+            let json = serde_json::json!({"run_id": run_id, "command_id": cancel.command_id, "duplicate": accepted.duplicate});
+            report(cli, &json, || match &cancel.command_id {
+                Some(c) => format!("cancel requested for command {c} of run {run_id}"),
+                None => format!("cancel requested for run {run_id}"),
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Session(SessionCommand::Show { tenant, session }) => {
+            let tenant = Tenant::new(tenant.as_str()).map_err(ProducerError::from)?;
+            let session = SessionId::new(session.as_str()).map_err(ProducerError::from)?;
+            let producer = connect(cli).await?;
+            let summary = follow::session_summary(producer.client(), &tenant, &session).await?;
+            report(cli, &summary, || {
+                let field = |name: &str| match &summary[name] {
+                    serde_json::Value::Null => "-".to_owned(),
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                format!(
+                    "session {}  {}\n  tenant {}  project {}  profile {}\n  runs {}  last run {} ({})\n  last activity {}  last event seq {}",
+                    field("session_id"),
+                    field("state"),
+                    field("tenant"),
+                    field("project"),
+                    field("backend_profile"),
+                    field("runs"),
+                    field("last_run_id"),
+                    field("last_run_status"),
+                    field("last_activity"),
+                    field("last_event_seq"),
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Status { tenant, run } => {
             let tenant = Tenant::new(tenant.as_str()).map_err(ProducerError::from)?;
             let run_id = RunId::new(run.as_str()).map_err(ProducerError::from)?;
@@ -320,6 +443,18 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     "run {run_id} (tenant {tenant}): {} receipt(s)",
                     receipts.len()
                 );
+                if let Some(last) = receipts
+                    .iter()
+                    .rev()
+                    .find(|r| !r.budget_remaining.is_empty())
+                {
+                    let budgets: Vec<String> = last
+                        .budget_remaining
+                        .iter()
+                        .map(|(currency, left)| format!("{currency} {left:.4}"))
+                        .collect();
+                    println!("  budget remaining: {}", budgets.join(", "));
+                }
                 for r in &receipts {
                     let failure = r
                         .failure

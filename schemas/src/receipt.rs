@@ -5,6 +5,8 @@
 //! `receipt:<run_id>:<command_id>`, so a replay republishes the very same
 //! receipt and JetStream deduplicates it.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -72,6 +74,10 @@ pub struct Receipt {
     /// The W3C trace context of the command, carried through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// What is left of each of the run's budgets after this command (absent
+    /// when the run has none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub budget_remaining: BTreeMap<String, f64>,
 }
 
 impl Contract for Receipt {

@@ -127,6 +127,16 @@ pub fn parse(subject: &str) -> Option<ParsedSubject<'_>> {
     })
 }
 
+/// The prefix of session lookups: request/reply on core NATS at
+/// `runfleet.session.<tenant>.<session_id>`, answered by any worker (queue
+/// group `runfleet-workers`) with the session's summary as JSON.
+pub const SESSION_PREFIX: &str = "runfleet.session";
+
+/// The subject a session's summary is requested on.
+pub fn session_subject(tenant: &crate::Tenant, session: &crate::SessionId) -> String {
+    format!("{SESSION_PREFIX}.{tenant}.{session}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,6 +82,23 @@ pub struct WorkerSettings {
     /// before they are aborted and handed back for redelivery.
     #[arg(long, env = "RUNFLEET_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration)]
     pub shutdown_grace: Duration,
+    /// The configuration file (TOML) naming the backend profiles this worker
+    /// serves; without one it serves the `echo` profile.
+    #[arg(long = "config", env = "RUNFLEET_CONFIG")]
+    pub config_file: Option<PathBuf>,
+    /// Where runs' working directories are created (`<dir>/<tenant>/<run_id>`).
+    #[arg(long, env = "RUNFLEET_WORKDIR_ROOT", default_value_os_t = default_workdir_root())]
+    pub workdir_root: PathBuf,
+    /// How long a command whose backend profile no worker serves waits
+    /// before it fails with `no-backend`.
+    #[arg(long, env = "RUNFLEET_SCHEDULE_TO_START", default_value = "5m", value_parser = duration)]
+    pub schedule_to_start: Duration,
+    /// Lease renewals that may fail in a row before a command stops with `heartbeat-lost`.
+    #[arg(long, env = "RUNFLEET_MAX_MISSED_HEARTBEATS", default_value_t = 3)]
+    pub max_missed_heartbeats: u32,
+    /// Bound on each git invocation when materializing a resource bundle.
+    #[arg(long, env = "RUNFLEET_GIT_TIMEOUT", default_value = "5m", value_parser = duration)]
+    pub git_timeout: Duration,
     /// Append one line per `echo` execution to this file (for side-effect counting in tests).
     #[arg(long, env = "RUNFLEET_ECHO_EFFECTS_FILE")]
     pub echo_effects_file: Option<PathBuf>,
@@ -89,6 +106,10 @@ pub struct WorkerSettings {
     /// after a receipt is committed, before it is published and acked.
     #[arg(long, env = "RUNFLEET_FAILPOINT", hide = true)]
     pub failpoint: Option<Failpoint>,
+}
+
+fn default_workdir_root() -> PathBuf {
+    std::env::temp_dir().join("runfleet").join("runs")
 }
 
 /// A point at which the worker crashes on purpose, for crash tests.

@@ -6,10 +6,12 @@
 //! the run's fencing token and every outcome is committed only under the
 //! token that claimed it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use runfleet_schemas::{
-    CommandCreate, DeadLetter, DeliveryRecord, Receipt, RunCreate, TerminalCommandStatus,
+    CommandCreate, DeadLetter, DeliveryRecord, FailureKind, Receipt, RunCreate,
+    TerminalCommandStatus,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -30,6 +32,9 @@ pub enum CreateRun {
     Exists,
     /// The run exists with another key or content.
     Conflict(String),
+    /// The run was refused by policy (a session bound elsewhere); it exists,
+    /// blocked, and its commands fail with `tenant-policy-denied`.
+    Denied(String),
 }
 
 /// The outcome of [`Journal::begin_command`].
@@ -41,17 +46,48 @@ pub enum Begin {
         fencing_token: i64,
         /// The seq the command's first event gets.
         next_event_seq: i64,
+        /// The run's `run.create` message.
+        run_spec: Value,
+        /// What the run has spent so far, per currency.
+        spent: BTreeMap<String, f64>,
     },
+    /// The command or its run was cancelled before it started: it never runs.
+    Cancelled(String),
     /// The command has a receipt: publish it again, execute nothing.
     Replay(Value),
     /// The idempotency key, command id or seq was used with other content.
     Conflict(String),
     /// The run does not exist (yet).
     NoRun(String),
-    /// The run accepts no more commands.
-    RunTerminal(String),
+    /// The run accepts no more commands; the failure kind says why
+    /// (`run-terminal`, `budget-exhausted`, `tenant-policy-denied`).
+    RunTerminal(String, FailureKind),
     /// Not this command's turn yet (earlier seq pending, or a live lease).
     Wait(String),
+}
+
+/// What a heartbeat learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// The lease is extended; go on.
+    Renewed,
+    /// Another claim is newer: stop, write nothing.
+    Lost,
+    /// The command or its run was cancelled: stop it.
+    Cancelled,
+}
+
+/// How a command's commit changes its run (besides moving it past the command).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunChange {
+    /// The run's new status, when the command ends the run.
+    pub status: Option<runfleet_schemas::RunStatus>,
+    /// Why it ended, as a failure kind later commands are refused with.
+    pub failure_kind: Option<FailureKind>,
+    /// Why it ended, for people.
+    pub reason: Option<String>,
+    /// The run's new spending totals, when the command spent anything.
+    pub spent: Option<BTreeMap<String, f64>>,
 }
 
 /// The outcome of [`Journal::complete_command`].
@@ -123,6 +159,7 @@ impl Journal {
         Ok(match outcome {
             "created" => CreateRun::Created,
             "exists" => CreateRun::Exists,
+            "denied" => CreateRun::Denied(row.get::<_, Option<String>>(1).unwrap_or_default()),
             _ => CreateRun::Conflict(row.get::<_, Option<String>>(1).unwrap_or_default()),
         })
     }
@@ -157,8 +194,8 @@ impl Journal {
         let row = self
             .group
             .query_one(
-                "SELECT outcome, fencing_token, next_event_seq, receipt, detail \
-                 FROM runfleet_begin_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "SELECT outcome, fencing_token, next_event_seq, receipt, detail, failure_kind, \
+                 run_spec, spent FROM runfleet_begin_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 params,
                 order(command.tenant.as_str(), command.run_id.as_str()),
             )
@@ -169,17 +206,25 @@ impl Journal {
             "claimed" => Begin::Claimed {
                 fencing_token: row.get(1),
                 next_event_seq: row.get(2),
+                run_spec: row.get(6),
+                spent: serde_json::from_value(row.get::<_, Value>(7)).unwrap_or_default(),
             },
             "replay" => Begin::Replay(row.get(3)),
             "conflict" => Begin::Conflict(detail()),
             "no-run" => Begin::NoRun(detail()),
-            "run-terminal" => Begin::RunTerminal(detail()),
+            "cancelled" => Begin::Cancelled(detail()),
+            "run-terminal" => Begin::RunTerminal(
+                detail(),
+                row.get::<_, Option<String>>(5)
+                    .and_then(|k| serde_json::from_value(Value::String(k)).ok())
+                    .unwrap_or(FailureKind::RunTerminal),
+            ),
             "wait" => Begin::Wait(detail()),
             other => return Err(DbError::Unexpected(format!("begin outcome {other:?}"))),
         })
     }
 
-    /// Extends a claim's lease; `false` when the claim was superseded.
+    /// Extends a claim's lease, and says whether the command should go on.
     ///
     /// # Errors
     /// [`DbError`] on database failure.
@@ -187,17 +232,130 @@ impl Journal {
         &self,
         tenant: &str,
         run_id: &str,
+        command_id: &str,
         fencing_token: i64,
         lease: Duration,
-    ) -> Result<bool, DbError> {
+    ) -> Result<Renewal, DbError> {
         let conn = self.pool.get().await?;
         let row = conn
             .query_one(
-                "SELECT runfleet_renew_lease($1, $2, $3, $4)",
-                &[&tenant, &run_id, &fencing_token, &millis(lease)],
+                "SELECT runfleet_renew_lease($1, $2, $3, $4, $5)",
+                &[
+                    &tenant,
+                    &run_id,
+                    &command_id,
+                    &fencing_token,
+                    &millis(lease),
+                ],
             )
             .await?;
-        Ok(row.get(0))
+        Ok(match row.get::<_, &str>(0) {
+            "ok" => Renewal::Renewed,
+            "cancelled" => Renewal::Cancelled,
+            _ => Renewal::Lost,
+        })
+    }
+
+    /// The journaled result of a step of a command, if it has one.
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn step_result(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        command_id: &str,
+        step: &str,
+    ) -> Result<Option<Value>, DbError> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .query_opt(
+                "SELECT result FROM journal WHERE tenant = $1 AND run_id = $2 AND command_id = $3 \
+                 AND step = 'step:' || $4",
+                &[&tenant, &run_id, &command_id, &step],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Journals a step's result write-once under the claim's token; returns
+    /// the stored result (an earlier one wins), or `None` when the claim was
+    /// superseded and nothing was written.
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_step(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        command_id: &str,
+        step: &str,
+        attempt: i64,
+        fencing_token: i64,
+        result: &Value,
+    ) -> Result<Option<Value>, DbError> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .query_one(
+                "SELECT outcome, result FROM runfleet_record_step($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &tenant,
+                    &run_id,
+                    &command_id,
+                    &step,
+                    &attempt,
+                    &fencing_token,
+                    result,
+                ],
+            )
+            .await?;
+        Ok(match row.get::<_, &str>(0) {
+            "fenced" => None,
+            _ => row.get(1),
+        })
+    }
+
+    /// Records a cancel request (for a whole run when `command_id` is `None`).
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn cancel(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        command_id: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<(String, String), DbError> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .query_one(
+                "SELECT outcome, detail FROM runfleet_cancel($1, $2, $3, $4)",
+                &[&tenant, &run_id, &command_id, &reason],
+            )
+            .await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    /// Appends a run-level event (no command) when no claim owns the run;
+    /// returns the stored event with its seq, or `None` when the run is busy.
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn append_run_event(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        event: &Value,
+    ) -> Result<Option<Value>, DbError> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .query_one(
+                "SELECT outcome, event FROM runfleet_append_run_event($1, $2, $3)",
+                &[&tenant, &run_id, event],
+            )
+            .await?;
+        Ok(row.get(1))
     }
 
     /// Gives a claim up early (shutdown, retry), so the next delivery need not wait for the lease.
@@ -228,11 +386,19 @@ impl Journal {
         &self,
         receipt: &Receipt,
         events: &[Value],
-        close_run: bool,
+        run_change: RunChange,
     ) -> Result<Complete, DbError> {
         let receipt_json =
             serde_json::to_value(receipt).map_err(|e| DbError::Unexpected(e.to_string()))?;
-        let run_status: Option<String> = close_run.then(|| "completed".to_owned());
+        let RunChange {
+            status: run_status,
+            failure_kind,
+            reason,
+            spent,
+        } = run_change;
+        let run_status: Option<String> = run_status.map(|s| s.as_str().to_owned());
+        let failure_kind: Option<String> = failure_kind.map(|k| k.as_str().to_owned());
+        let spent: Option<Value> = spent.map(|s| serde_json::to_value(s).unwrap_or_default());
         let params: Vec<Param> = vec![
             Box::new(receipt.tenant.to_string()),
             Box::new(receipt.run_id.to_string()),
@@ -244,11 +410,14 @@ impl Journal {
             Box::new(receipt_json),
             Box::new(Value::Array(events.to_vec())),
             Box::new(run_status),
+            Box::new(spent),
+            Box::new(failure_kind),
+            Box::new(reason),
         ];
         let row = self
             .group
             .query_one(
-                "SELECT outcome FROM runfleet_complete_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "SELECT outcome FROM runfleet_complete_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 params,
                 order(receipt.tenant.as_str(), receipt.run_id.as_str()),
             )

@@ -10,19 +10,28 @@
 //! - [`journal`]: the write-once journal and the fenced run claims;
 //!   [`group_commit`] batches its calls into shared transactions.
 //! - [`setup`]: streams, the work consumer and migrations (idempotent).
-//! - [`backend`]: what executes a command (`echo`).
+//! - [`backend`]: what executes a command (`echo`, `process`), chosen by
+//!   the run's profile ([`profiles`]); [`workspace`] prepares run directories.
+//! - [`cancels`]: stopping running commands when they are cancelled.
+//! - [`redact`]: scrubbing credentials from everything stored, published or logged.
 //! - [`preflight`]: refuses unsupported NATS servers, checks PostgreSQL.
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod cancels;
 pub mod config;
 pub mod db;
 pub mod group_commit;
 mod handler;
 pub mod journal;
 pub mod preflight;
+pub mod profiles;
 pub mod publisher;
+pub mod redact;
 pub mod retry;
+pub mod run_log;
+pub mod sessions;
 pub mod setup;
 pub mod waiters;
 pub mod worker;
+pub mod workspace;

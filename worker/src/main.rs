@@ -10,6 +10,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use runfleet_worker::config::{Connections, StreamSettings, WorkerConfig, WorkerSettings};
+use runfleet_worker::profiles::Profiles;
+use runfleet_worker::redact::{RedactingWriter, Redactor};
 use runfleet_worker::{preflight, worker};
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +41,9 @@ enum Command {
     Check,
 }
 
-fn init_tracing(json: bool) {
+/// Logs go through the redactor: no log line carries a credential pattern
+/// or a profile's secret value.
+fn init_tracing(json: bool, redactor: Redactor) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
             "info,async_nats=warn,refinery_core=warn,tokio_postgres=warn",
@@ -47,7 +51,7 @@ fn init_tracing(json: bool) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(RedactingWriter::new(redactor, std::io::stderr));
     if json {
         builder.json().init();
     } else {
@@ -58,7 +62,15 @@ fn init_tracing(json: bool) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_json);
+    let profiles = match Profiles::load(cli.worker.config_file.as_deref()) {
+        Ok(profiles) => profiles,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let redactor = worker::redactor_for(&profiles);
+    init_tracing(cli.log_json, redactor.clone());
     let config = WorkerConfig {
         connections: cli.connections,
         streams: cli.streams,
@@ -86,7 +98,7 @@ async fn main() -> ExitCode {
         Command::Run => {
             let shutdown = CancellationToken::new();
             tokio::spawn(watch_signals(shutdown.clone()));
-            worker::run(config, shutdown)
+            worker::run_with(config, profiles, redactor, shutdown)
                 .await
                 .map_err(anyhow::Error::from)
         }

@@ -22,6 +22,9 @@ use crate::db::{DbError, Pool};
 /// The durable pull consumer the whole fleet shares on the work stream.
 pub const WORK_CONSUMER: &str = "runfleet-workers";
 
+/// The durable pull consumer the whole fleet shares on the control stream.
+pub const CONTROL_CONSUMER: &str = "runfleet-control";
+
 /// Key of the advisory lock that serializes migrations across workers.
 const MIGRATION_LOCK: i64 = 0x7275_6e66_6c65_6574; // "runfleet"
 
@@ -42,7 +45,7 @@ pub enum SetupError {
     },
     /// The work consumer could not be created or updated.
     #[error(
-        "cannot create or update consumer {WORK_CONSUMER} on {}: {detail}",
+        "cannot create or update a consumer on {}: {detail}",
         subjects::WORK_STREAM
     )]
     Consumer {
@@ -133,6 +136,34 @@ pub async fn ensure_streams(
     }
     // Create-or-update: a changed ack_wait or max_deliver takes effect on the next start.
     js.create_consumer_on_stream(work_consumer_config(settings), subjects::WORK_STREAM)
+        .await
+        .map_err(|err| SetupError::Consumer {
+            detail: err.to_string(),
+        })
+}
+
+/// The control consumer's configuration: cancel requests, one worker each.
+pub fn control_consumer_config(settings: &StreamSettings) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(CONTROL_CONSUMER.into()),
+        description: Some("runfleet cancel requests".into()),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: settings.ack_wait,
+        max_deliver: settings.max_deliver,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ..Default::default()
+    }
+}
+
+/// Creates or updates the control consumer.
+///
+/// # Errors
+/// [`SetupError::Consumer`].
+pub async fn ensure_control_consumer(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Result<consumer::Consumer<consumer::pull::Config>, SetupError> {
+    js.create_consumer_on_stream(control_consumer_config(settings), subjects::CONTROL_STREAM)
         .await
         .map_err(|err| SetupError::Consumer {
             detail: err.to_string(),

@@ -23,14 +23,19 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, EchoBackend};
+use crate::backend::Backends;
+use crate::cancels::Cancels;
 use crate::config::WorkerConfig;
 use crate::db::{DbError, Pool};
 use crate::handler;
 use crate::journal::Journal;
 use crate::preflight::{self, PreflightError};
+use crate::profiles::{Profiles, ProfilesError};
+use crate::redact::Redactor;
+use crate::run_log::RunLog;
 use crate::setup::{self, SetupError};
 use crate::waiters::Waiters;
+use crate::workspace::RunDirs;
 
 /// How long one pull request stays open waiting for messages.
 const PULL_EXPIRY: Duration = Duration::from_secs(1);
@@ -51,6 +56,9 @@ pub enum WorkerError {
     /// PostgreSQL failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The configuration file is unusable.
+    #[error(transparent)]
+    Profiles(#[from] ProfilesError),
 }
 
 /// What every message handler shares.
@@ -66,10 +74,16 @@ pub(crate) struct Shared {
     pub jetstream: jetstream::Context,
     /// Core NATS, for wake-ups between workers.
     pub client: async_nats::Client,
-    /// The backend executing commands.
-    pub backend: Arc<dyn Backend>,
+    /// The backends of the profiles this worker serves.
+    pub backends: Backends,
+    /// Scrubs credentials from everything stored, published or logged.
+    pub redactor: Redactor,
+    /// Where runs' working directories live.
+    pub run_dirs: RunDirs,
     /// Commands waiting for their turn.
     pub waiters: Waiters,
+    /// Running commands, to stop when cancelled.
+    pub cancels: Cancels,
     /// Cancelled when in-flight work must stop now (after the shutdown grace).
     pub abort: CancellationToken,
 }
@@ -127,21 +141,59 @@ pub async fn setup(config: &WorkerConfig) -> Result<usize, WorkerError> {
 /// # Errors
 /// [`WorkerError`] when start-up fails; once running, failures are retried, not returned.
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    let profiles = Profiles::load(config.worker.config_file.as_deref())?;
+    run_with(
+        config,
+        profiles,
+        redactor_for(&Profiles::default()),
+        shutdown,
+    )
+    .await
+}
+
+/// The redactor for a worker serving `profiles`: credential patterns plus
+/// the values of every profile's secret variables.
+pub fn redactor_for(profiles: &Profiles) -> Redactor {
+    Redactor::new(profiles.iter().flat_map(|(_, p)| p.secret_values()))
+}
+
+/// [`run`] with the profiles already loaded and a redactor that knows
+/// their secrets (the binary builds both before logging starts).
+///
+/// # Errors
+/// [`WorkerError`] when start-up fails.
+pub async fn run_with(
+    config: WorkerConfig,
+    profiles: Profiles,
+    redactor: Redactor,
+    shutdown: CancellationToken,
+) -> Result<(), WorkerError> {
+    let redactor = redactor.with_secrets(profiles.iter().flat_map(|(_, p)| p.secret_values()));
     let worker_id = config.worker_id();
     let client = connect_nats(&config.connections.nats_url).await?;
     let js = jetstream::new(client.clone());
     let pool = Pool::connect(&config.connections.database_url, config.worker.pg_pool_size).await?;
     setup::migrate(&pool).await?;
     let consumer = setup::ensure_streams(&js, &config.streams).await?;
+    let control = setup::ensure_control_consumer(&js, &config.streams).await?;
     let journal = Journal::new(pool.clone(), config.worker.group_commits);
     journal.register_worker(&worker_id, &hostname()).await?;
-    tracing::info!(worker.id = %worker_id, concurrency = config.worker.concurrency.get(), "worker started");
+    tracing::info!(worker.id = %worker_id, concurrency = config.worker.concurrency.get(), profiles = ?profiles.names(), "worker started");
 
-    let backend: Arc<dyn Backend> =
-        Arc::new(EchoBackend::new(config.worker.echo_effects_file.clone()));
+    let run_log = RunLog {
+        journal: journal.clone(),
+        jetstream: js.clone(),
+        redactor: redactor.clone(),
+    };
+    let backends = Backends::new(
+        &profiles,
+        config.worker.echo_effects_file.clone(),
+        Some(run_log),
+    );
     let background = CancellationToken::new();
     let waiters = Waiters::default();
     tokio::spawn(waiters.clone().listen(client.clone(), background.clone()));
+    let cancels = Cancels::default();
     tokio::spawn(keep_registered(
         journal.clone(),
         worker_id.clone(),
@@ -154,15 +206,33 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<()
         journal: journal.clone(),
         jetstream: js,
         client: client.clone(),
-        backend,
+        backends: backends.clone(),
+        redactor,
+        run_dirs: RunDirs::new(config.worker.workdir_root.clone()),
         waiters,
+        cancels: cancels.clone(),
         abort: CancellationToken::new(),
     });
+    tokio::spawn(cancels.listen(client.clone(), background.clone(), {
+        let shared = shared.clone();
+        move |tenant, run_id| {
+            let shared = shared.clone();
+            tokio::spawn(async move { close_kept_run(&shared, &tenant, &run_id).await });
+        }
+    }));
+    tokio::spawn(crate::sessions::serve(
+        client.clone(),
+        pool.clone(),
+        background.clone(),
+    ));
+    let control_task = tokio::spawn(pull_control(control, shared.clone(), shutdown.clone()));
     let slots = Arc::new(Semaphore::new(config.worker.concurrency.get()));
     let mut tasks = JoinSet::new();
     pull_until_shutdown(&consumer, &shared, &slots, &mut tasks, &shutdown).await;
 
     drain(&shared, &mut tasks, config.worker.shutdown_grace).await;
+    let _ = control_task.await;
+    backends.shutdown().await;
     background.cancel();
     let _ = journal.touch_worker(&worker_id, true).await;
     let _ = client.flush().await;
@@ -241,6 +311,63 @@ async fn pull_until_shutdown(
                 None => break,
             }
         }
+    }
+}
+
+/// Handles control messages (cancel requests) one at a time until shutdown.
+async fn pull_control(
+    consumer: consumer::Consumer<consumer::pull::Config>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        let batch = tokio::select! {
+            () = shutdown.cancelled() => return,
+            batch = consumer.batch().max_messages(16).expires(PULL_EXPIRY).messages() => batch,
+        };
+        let mut batch = match batch {
+            Ok(batch) => {
+                failures = 0;
+                batch
+            }
+            Err(err) => {
+                failures += 1;
+                tracing::warn!(error = %err, failures, "control pull request failed");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(crate::retry::nak_delay(u64::from(failures))) => continue,
+                }
+            }
+        };
+        while let Some(next) = batch.next().await {
+            match next {
+                Ok(message) if shutdown.is_cancelled() => {
+                    handler::control::hand_back(&message).await;
+                }
+                Ok(message) => handler::control::handle(&shared, message).await,
+                Err(err) => {
+                    tracing::debug!(error = %err, "control batch ended with an error");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// A whole run was cancelled: close what backends keep for it here.
+async fn close_kept_run(shared: &Shared, tenant: &str, run_id: &str) {
+    let closing = shared.backends.close_run(tenant, run_id).await;
+    if closing.is_empty() {
+        return;
+    }
+    let run_log = RunLog {
+        journal: shared.journal.clone(),
+        jetstream: shared.jetstream.clone(),
+        redactor: shared.redactor.clone(),
+    };
+    for event in closing {
+        run_log.append(tenant, run_id, event).await;
     }
 }
 

@@ -72,12 +72,17 @@ impl Backend for EchoBackend {
     fn execute<'a>(
         &'a self,
         command: &'a CommandCreate,
-        ctx: &'a mut ExecutionContext,
+        ctx: &'a ExecutionContext,
     ) -> BoxFuture<'a, Result<Value, BackendError>> {
         Box::pin(async move {
             let payload = &command.payload;
             if let Some(ms) = payload.get("sleep_ms").and_then(Value::as_u64) {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                    () = ctx.stopped() => {
+                        return Err(BackendError::new(FailureKind::Cancelled, "stopped while sleeping"));
+                    }
+                }
             }
             let fail_attempts = payload
                 .get("fail_attempts")

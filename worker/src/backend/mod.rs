@@ -6,45 +6,25 @@
 //! retryable kinds (`infra-failed`) are delivered again, fatal kinds end the
 //! command with a failed receipt.
 
+mod context;
 mod echo;
+mod process;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use runfleet_schemas::{CommandCreate, EventBody, FailureKind};
 use serde_json::Value;
 
+pub use context::{ExecutionContext, RunInfo, Signal, StepJournal};
 pub use echo::EchoBackend;
+pub use process::{
+    EXIT_TEMPFAIL, MAX_LINE_BYTES, PROTOCOL_VERSION, ProcessBackend, STDERR_TAIL_BYTES,
+};
 
-/// What a backend sees of the command's execution.
-#[derive(Debug)]
-pub struct ExecutionContext {
-    /// The delivery being executed (1 for the first).
-    pub attempt: u64,
-    /// The worker executing it.
-    pub worker_id: String,
-    /// Events emitted so far, in order (committed with the receipt).
-    events: Vec<EventBody>,
-}
-
-impl ExecutionContext {
-    /// A context for one execution.
-    pub fn new(attempt: u64, worker_id: String) -> ExecutionContext {
-        ExecutionContext {
-            attempt,
-            worker_id,
-            events: Vec::new(),
-        }
-    }
-
-    /// Appends an event to the run's log (committed together with the receipt).
-    pub fn emit(&mut self, body: EventBody) {
-        self.events.push(body);
-    }
-
-    /// The events emitted, leaving none.
-    pub fn take_events(&mut self) -> Vec<EventBody> {
-        std::mem::take(&mut self.events)
-    }
-}
+use crate::profiles::{BackendKind, Profile, Profiles};
+use crate::run_log::RunLog;
 
 /// A backend's failure.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -68,10 +48,82 @@ impl BackendError {
 
 /// Executes commands.
 pub trait Backend: Send + Sync + std::fmt::Debug {
-    /// Runs `command`; the future is dropped if the lease is lost or the worker aborts.
+    /// Runs `command`. When [`ExecutionContext::stopped`] fires the backend
+    /// winds down and returns soon; a future still running after the
+    /// profile's kill grace is dropped.
     fn execute<'a>(
         &'a self,
         command: &'a CommandCreate,
-        ctx: &'a mut ExecutionContext,
+        ctx: &'a ExecutionContext,
     ) -> BoxFuture<'a, Result<Value, BackendError>>;
+
+    /// The run ended: release what is kept for it; returns the closing event, if any.
+    fn close_run<'a>(&'a self, run: &'a RunInfo) -> BoxFuture<'a, Option<EventBody>> {
+        let _ = run;
+        Box::pin(async { None })
+    }
+
+    /// The worker is stopping: release everything kept.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// The backends of the profiles a worker serves.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    by_profile: HashMap<String, (Profile, Arc<dyn Backend>)>,
+}
+
+impl Backends {
+    /// One backend per profile; `echo` counts its effects in `echo_effects`.
+    pub fn new(
+        profiles: &Profiles,
+        echo_effects: Option<std::path::PathBuf>,
+        run_log: Option<RunLog>,
+    ) -> Backends {
+        let by_profile = profiles
+            .iter()
+            .map(|(name, profile)| {
+                let backend: Arc<dyn Backend> = match profile.kind {
+                    BackendKind::Echo => Arc::new(EchoBackend::new(echo_effects.clone())),
+                    BackendKind::Process => Arc::new(ProcessBackend::new(
+                        name.to_owned(),
+                        profile.clone(),
+                        run_log.clone(),
+                    )),
+                };
+                (name.to_owned(), (profile.clone(), backend))
+            })
+            .collect();
+        Backends { by_profile }
+    }
+
+    /// The profile called `name` and its backend, if served here.
+    pub fn get(&self, name: &str) -> Option<(&Profile, &Arc<dyn Backend>)> {
+        self.by_profile.get(name).map(|(p, b)| (p, b))
+    }
+
+    /// Closes what any backend keeps for the run; returns the closing events.
+    pub async fn close_run(&self, tenant: &str, run_id: &str) -> Vec<EventBody> {
+        let run = RunInfo {
+            tenant: tenant.to_owned(),
+            project: String::new(),
+            run_id: run_id.to_owned(),
+            profile: String::new(),
+            session_id: None,
+            workdir: std::path::PathBuf::new(),
+            budgets_remaining: Default::default(),
+        };
+        let mut events = Vec::new();
+        for (_, backend) in self.by_profile.values() {
+            events.extend(backend.close_run(&run).await);
+        }
+        events
+    }
+
+    /// Releases what every backend keeps.
+    pub async fn shutdown(&self) {
+        futures::future::join_all(self.by_profile.values().map(|(_, b)| b.shutdown())).await;
+    }
 }

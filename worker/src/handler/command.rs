@@ -13,29 +13,29 @@
 //! 4. Only then are the events and the receipt published (awaiting their
 //!    PubAcks), and only then is the message acked.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
 use chrono::{DateTime, Utc};
 use runfleet_schemas::{
     CommandCreate, CommandKind, Event, EventBody, EventRange, Failure, FailureKind,
-    MAX_RECEIPT_OUTPUT_BYTES, Receipt, Retry, SchemaVersion, TerminalCommandStatus, decode_value,
-    headers,
+    MAX_RECEIPT_OUTPUT_BYTES, Receipt, Retry, RunCreate, RunStatus, SchemaVersion,
+    TerminalCommandStatus, decode_value, headers,
 };
 use serde_json::Value;
 use tracing::Instrument;
 
+use super::supervise::{Stop, Supervision, supervise};
 use super::{Delivery, Disposition, Retryable, attempt_i64, dead_letter};
-use crate::backend::{BackendError, ExecutionContext};
+use crate::backend::{BackendError, ExecutionContext, RunInfo, StepJournal};
 use crate::config::Failpoint;
-use crate::journal::{Begin, Complete};
+use crate::journal::{Begin, Complete, RunChange};
 use crate::publisher::{publish, publish_all, publish_as};
 use crate::retry::nak_delay;
 use crate::waiters::{MAX_POLL, run_key};
 use crate::worker::Shared;
-
-/// Lease renewals that may fail in a row before the claim counts as lost.
-const MAX_MISSED_HEARTBEATS: u32 = 3;
+use crate::workspace::{Materialized, materialize};
 
 /// The first re-check of a waiting command that was not woken.
 const FIRST_POLL: Duration = Duration::from_millis(50);
@@ -101,6 +101,8 @@ impl Turn<'_> {
                 Begin::Claimed {
                     fencing_token,
                     next_event_seq,
+                    run_spec,
+                    spent,
                 } => {
                     tracing::debug!(
                         begin_ms = beginning.elapsed().as_secs_f64() * 1e3,
@@ -108,23 +110,18 @@ impl Turn<'_> {
                         fencing_token,
                         "claimed"
                     );
-                    return self.execute(fencing_token, next_event_seq).await;
+                    let claim = Claim {
+                        token: fencing_token,
+                        next_event_seq,
+                        spent,
+                    };
+                    return self.execute(claim, run_spec).await;
                 }
                 Begin::Replay(receipt) => return self.replay(receipt).await,
                 Begin::Conflict(why) => return self.conflict(why).await,
-                Begin::RunTerminal(why) => {
-                    let receipt = self.receipt(
-                        TerminalCommandStatus::Failed,
-                        Some(Failure {
-                            kind: FailureKind::RunTerminal,
-                            message: why,
-                        }),
-                        None,
-                        None,
-                        0,
-                        None,
-                    );
-                    return self.record_and_publish(receipt).await;
+                Begin::RunTerminal(why, kind) => return self.not_executed(kind, why).await,
+                Begin::Cancelled(why) => {
+                    return self.not_executed(FailureKind::Cancelled, why).await;
                 }
                 Begin::NoRun(why) => return self.no_run(why).await,
                 Begin::Wait(why) => {
@@ -158,170 +155,300 @@ impl Turn<'_> {
     }
 
     /// Executes under the claim and commits the outcome.
-    async fn execute(&self, token: i64, next_event_seq: i64) -> Result<Disposition, Retryable> {
+    async fn execute(&self, claim: Claim, run_spec: Value) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let started_at = Utc::now();
-        let mut ctx = ExecutionContext::new(self.delivery.attempt, shared.worker_id.clone());
-        let outcome = match self.command.kind {
-            CommandKind::Close => Ok(serde_json::json!({ "closed": true })),
-            CommandKind::Turn | CommandKind::Steer => self.supervise(token, &mut ctx).await,
+        let run: RunCreate = decode_value(run_spec)
+            .map_err(|e| crate::db::DbError::Unexpected(format!("stored run: {e}")))?;
+        let Some((profile, backend)) = shared.backends.get(run.backend_profile.as_str()) else {
+            return self.unserved(&claim, &run).await;
         };
-        let events = ctx.take_events();
-        match outcome {
-            Ok(output) => {
-                self.commit(
-                    token,
-                    next_event_seq,
-                    started_at,
-                    events,
-                    TerminalCommandStatus::Completed,
-                    None,
-                    Some(output),
-                )
-                .await
+        let mut pre_events = Vec::new();
+        let workdir = match self.prepare_workdir(&run, &mut pre_events).await {
+            Ok(dir) => dir,
+            Err(failure) => {
+                let mut ending = Ending::failed(failure);
+                ending.events = pre_events;
+                return self.finish(&claim, started_at, ending).await;
             }
+        };
+        let budgets_remaining: BTreeMap<String, f64> = run
+            .budgets
+            .iter()
+            .map(|(currency, budget)| {
+                let spent = claim.spent.get(currency).copied().unwrap_or_default();
+                (currency.clone(), budget - spent)
+            })
+            .collect();
+        let info = RunInfo {
+            tenant: run.tenant.to_string(),
+            project: run.project.to_string(),
+            run_id: run.run_id.to_string(),
+            profile: run.backend_profile.to_string(),
+            session_id: run.session_id.as_ref().map(ToString::to_string),
+            workdir,
+            budgets_remaining,
+        };
+        if self.command.kind == CommandKind::Close {
+            if let Some(closing) = backend.close_run(&info).await {
+                pre_events.push(closing);
+            }
+            if let Err(err) = shared.run_dirs.remove(&info.tenant, &info.run_id).await {
+                tracing::warn!(error = %err, "could not remove the run's working directory");
+            }
+            let mut ending = Ending::completed(serde_json::json!({ "closed": true }));
+            ending.events = pre_events;
+            ending.run_change.status = Some(RunStatus::Completed);
+            return self.finish(&claim, started_at, ending).await;
+        }
+
+        let cancel = shared.cancels.register(
+            self.command.tenant.as_str(),
+            self.command.run_id.as_str(),
+            self.command.command_id.as_str(),
+        );
+        let steps = StepJournal {
+            journal: shared.journal.clone(),
+            tenant: info.tenant.clone(),
+            run_id: info.run_id.clone(),
+            command_id: self.command.command_id.to_string(),
+            attempt: attempt_i64(self.delivery),
+            fencing_token: claim.token,
+        };
+        let supervision = Supervision {
+            command: &self.command,
+            message: self.message,
+            journal: &shared.journal,
+            profile,
+            fencing_token: claim.token,
+            lease: shared.config.streams.ack_wait,
+            heartbeat: shared.config.heartbeat_interval(),
+            max_missed_heartbeats: shared.config.worker.max_missed_heartbeats,
+            abort: &shared.abort,
+            cancelled: &cancel.token,
+            budgets: &run.budgets,
+            spent: &claim.spent,
+        };
+        let attempt = self.delivery.attempt;
+        let worker_id = shared.worker_id.clone();
+        let supervised = supervise(supervision, backend.as_ref(), |signals, stop| {
+            ExecutionContext::new(attempt, worker_id, info, signals, Some(steps), stop)
+        })
+        .await;
+        drop(cancel);
+
+        let mut events = pre_events;
+        events.extend(supervised.events);
+        let mut run_change = RunChange::default();
+        let mut budget_remaining = BTreeMap::new();
+        if !supervised.cost.is_empty() || !run.budgets.is_empty() {
+            let mut spent = claim.spent.clone();
+            for (currency, amount) in &supervised.cost {
+                *spent.entry(currency.clone()).or_default() += amount;
+            }
+            budget_remaining = run
+                .budgets
+                .iter()
+                .map(|(c, b)| (c.clone(), b - spent.get(c).copied().unwrap_or_default()))
+                .collect();
+            if !supervised.cost.is_empty() {
+                run_change.spent = Some(spent);
+            }
+        }
+        let mut ending = match supervised.outcome {
+            Ok(output) => Ending::completed(output),
             Err(Stop::Aborted) => {
-                self.release(token).await;
-                Ok(Disposition::Nak(None))
+                self.release(claim.token).await;
+                return Ok(Disposition::Nak(None));
             }
-            Err(Stop::Failed(failure)) => match failure.kind.retry() {
-                Retry::Retryable if self.delivery.attempt < shared.max_deliver() => {
-                    tracing::warn!(failure = %failure, "retryable failure");
-                    if failure.kind != FailureKind::HeartbeatLost {
-                        self.release(token).await;
-                    }
-                    self.log(&failure.to_string()).await;
-                    Ok(Disposition::Nak(Some(nak_delay(self.delivery.attempt))))
+            Err(Stop::Failed(failure)) => {
+                if failure.kind == FailureKind::BudgetExhausted {
+                    events.push(EventBody::Error {
+                        message: failure.message.clone(),
+                        failure_kind: Some(FailureKind::BudgetExhausted),
+                    });
+                    run_change.status = Some(RunStatus::Blocked);
+                    run_change.failure_kind = Some(FailureKind::BudgetExhausted);
+                    run_change.reason = Some(failure.message.clone());
                 }
-                Retry::Retryable => {
-                    let failure = BackendError::new(
-                        FailureKind::MaxDeliveries,
-                        format!(
-                            "gave up after {} deliveries; last failure: {failure}",
-                            self.delivery.attempt
-                        ),
-                    );
-                    let disposition = self
-                        .commit(
-                            token,
-                            next_event_seq,
-                            started_at,
-                            events,
-                            failure.kind.status(),
-                            Some(failure.clone()),
-                            None,
-                        )
-                        .await?;
-                    if disposition == Disposition::Ack {
-                        return dead_letter(
-                            shared,
-                            self.message,
-                            self.delivery,
-                            failure.kind,
-                            failure.message,
-                        )
-                        .await;
-                    }
-                    Ok(disposition)
+                if failure.kind.retry() == Retry::Retryable {
+                    return self.retry_or_give_up(claim.token, failure).await;
                 }
-                Retry::Fatal => {
-                    self.commit(
-                        token,
-                        next_event_seq,
-                        started_at,
-                        events,
-                        failure.kind.status(),
-                        Some(failure),
-                        None,
-                    )
-                    .await
-                }
-            },
-        }
+                Ending::failed(failure)
+            }
+        };
+        ending.events = events;
+        ending.run_change = run_change;
+        ending.budget_remaining = budget_remaining;
+        self.finish(&claim, started_at, ending).await
     }
 
-    /// Runs the backend, renewing the lease, until it ends, times out, loses the lease or is aborted.
-    async fn supervise(&self, token: i64, ctx: &mut ExecutionContext) -> Result<Value, Stop> {
+    /// A retryable failure: NAK for another delivery, or, at the delivery
+    /// limit, a failed receipt and a dead letter.
+    async fn retry_or_give_up(
+        &self,
+        token: i64,
+        failure: BackendError,
+    ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
-        let timeout = self
-            .command
-            .timeout_ms
-            .map_or(Duration::MAX, Duration::from_millis);
-        let deadline = tokio::time::Instant::now().checked_add(timeout);
-        let execution = shared.backend.execute(&self.command, ctx);
-        tokio::pin!(execution);
-        let mut heartbeat = tokio::time::interval(shared.config.heartbeat_interval());
-        heartbeat.tick().await; // the first tick is immediate
-        let mut missed = 0;
-        loop {
-            tokio::select! {
-                result = &mut execution => return result.map_err(Stop::Failed),
-                () = shared.abort.cancelled() => return Err(Stop::Aborted),
-                () = sleep_until(deadline) => {
-                    return Err(Stop::Failed(BackendError::new(
-                        FailureKind::TimedOut,
-                        format!("the command's timeout of {} ms elapsed", timeout.as_millis()),
-                    )));
-                }
-                _ = heartbeat.tick() => {
-                    match self.renew(token).await {
-                        Ok(true) => missed = 0,
-                        Ok(false) => {
-                            return Err(Stop::Failed(BackendError::new(
-                                FailureKind::HeartbeatLost,
-                                "the run was claimed by another worker (newer fencing token)",
-                            )));
-                        }
-                        Err(err) => {
-                            missed += 1;
-                            tracing::warn!(error = %err, missed, "lease renewal failed");
-                            if missed >= MAX_MISSED_HEARTBEATS {
-                                return Err(Stop::Failed(BackendError::new(
-                                    FailureKind::HeartbeatLost,
-                                    format!("{missed} lease renewals failed in a row; last: {err}"),
-                                )));
-                            }
-                        }
-                    }
-                }
+        let failure = BackendError::new(failure.kind, shared.redactor.redact(&failure.message));
+        if self.delivery.attempt < shared.max_deliver() {
+            tracing::warn!(failure = %failure, "retryable failure");
+            if failure.kind != FailureKind::HeartbeatLost {
+                self.release(token).await;
+            }
+            self.log(&failure.to_string()).await;
+            return Ok(Disposition::Nak(Some(nak_delay(self.delivery.attempt))));
+        }
+        let failure = BackendError::new(
+            FailureKind::MaxDeliveries,
+            format!(
+                "gave up after {} deliveries; last failure: {failure}",
+                self.delivery.attempt
+            ),
+        );
+        let receipt = self.receipt(
+            failure.kind.status(),
+            Some(Failure {
+                kind: failure.kind,
+                message: failure.message.clone(),
+            }),
+            None,
+            None,
+            0,
+            None,
+        );
+        let disposition = self.record_and_publish(receipt).await?;
+        if disposition == Disposition::Ack {
+            return dead_letter(
+                shared,
+                self.message,
+                self.delivery,
+                failure.kind,
+                failure.message,
+            )
+            .await;
+        }
+        Ok(disposition)
+    }
+
+    /// The run's working directory, with its resource bundle materialized.
+    async fn prepare_workdir(
+        &self,
+        run: &RunCreate,
+        events: &mut Vec<EventBody>,
+    ) -> Result<std::path::PathBuf, BackendError> {
+        let dirs = &self.shared.run_dirs;
+        let failed = |what: String| BackendError::new(FailureKind::WorkspaceFailed, what);
+        let dir = dirs
+            .ensure(run.tenant.as_str(), run.run_id.as_str())
+            .await
+            .map_err(|e| failed(format!("the run's working directory: {e}")))?;
+        let Some(bundle) = &run.resource_bundle else {
+            return Ok(dir);
+        };
+        match materialize(bundle, &dir, self.shared.config.worker.git_timeout).await {
+            Ok(Materialized::AlreadyPresent) => Ok(dir),
+            Ok(Materialized::Fresh { description, took }) => {
+                events.push(EventBody::BackendStatus {
+                    status: "workspace-ready".into(),
+                    detail: Some(format!(
+                        "{description} materialized in {:.1}s",
+                        took.as_secs_f64()
+                    )),
+                });
+                Ok(dir)
+            }
+            Err(err) => {
+                let message = format!("the resource bundle could not be materialized: {err}");
+                events.push(EventBody::Error {
+                    message: message.clone(),
+                    failure_kind: Some(FailureKind::WorkspaceFailed),
+                });
+                Err(failed(message))
             }
         }
     }
 
-    /// One heartbeat: extend the message's ack deadline and the run's lease.
-    async fn renew(&self, token: i64) -> Result<bool, String> {
-        self.message
-            .ack_with(AckKind::Progress)
-            .await
-            .map_err(|e| format!("in-progress ack: {e}"))?;
-        self.shared
-            .journal
-            .renew_lease(
-                self.command.tenant.as_str(),
-                self.command.run_id.as_str(),
-                token,
-                self.shared.config.streams.ack_wait,
-            )
-            .await
-            .map_err(|e| e.to_string())
+    /// The run's profile is not served by this worker.
+    async fn unserved(&self, claim: &Claim, run: &RunCreate) -> Result<Disposition, Retryable> {
+        let shared = self.shared;
+        let profile = run.backend_profile.as_str();
+        let waited = Utc::now()
+            .signed_duration_since(self.delivery.published)
+            .to_std()
+            .unwrap_or_default();
+        let limit = shared.config.worker.schedule_to_start;
+        if waited >= limit {
+            let failure = BackendError::new(
+                FailureKind::NoBackend,
+                format!(
+                    "no worker served backend profile {profile:?} within the schedule-to-start timeout of {}",
+                    humantime::format_duration(limit)
+                ),
+            );
+            return self
+                .finish(claim, Utc::now(), Ending::failed(failure))
+                .await;
+        }
+        self.release(claim.token).await;
+        self.log(&format!("profile {profile:?} is not served by this worker"))
+            .await;
+        let delay = nak_delay(self.delivery.attempt)
+            .min(limit.saturating_sub(waited))
+            .max(Duration::from_millis(50));
+        tracing::info!(profile, "profile not served here; handing the command back");
+        Ok(Disposition::Nak(Some(delay)))
+    }
+
+    /// Commits an ending under the claim.
+    async fn finish(
+        &self,
+        claim: &Claim,
+        started_at: DateTime<Utc>,
+        ending: Ending,
+    ) -> Result<Disposition, Retryable> {
+        let (status, failure) = match ending.failure {
+            Some(failure) => (failure.kind.status(), Some(failure)),
+            None => (TerminalCommandStatus::Completed, None),
+        };
+        self.commit(
+            claim,
+            started_at,
+            ending.events,
+            status,
+            failure,
+            ending.output,
+            ending.run_change,
+            ending.budget_remaining,
+        )
+        .await
     }
 
     /// The fenced commit of events and receipt, then publish, then ack.
     #[allow(clippy::too_many_arguments)]
     async fn commit(
         &self,
-        token: i64,
-        next_event_seq: i64,
+        claim: &Claim,
         started_at: DateTime<Utc>,
         bodies: Vec<EventBody>,
         status: TerminalCommandStatus,
         failure: Option<BackendError>,
         output: Option<Value>,
+        run_change: RunChange,
+        budget_remaining: BTreeMap<String, f64>,
     ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
+        let token = claim.token;
+        let next_event_seq = claim.next_event_seq;
+        let redactor = &shared.redactor;
         let failure = failure.map(|f| Failure {
             kind: f.kind,
-            message: f.message,
+            message: redactor.redact(&f.message).into_owned(),
+        });
+        let output = output.map(|mut output| {
+            redactor.redact_value(&mut output);
+            output
         });
         let mut bodies = bodies;
         bodies.push(EventBody::TerminalStatus {
@@ -340,14 +467,14 @@ impl Turn<'_> {
                 command_id: Some(self.command.command_id.clone()),
                 seq,
                 at: Utc::now(),
-                body,
+                body: scrub_body(redactor, body),
             })
             .collect();
         let range = EventRange {
             first_seq,
             last_seq: first_seq + events.len() as u64 - 1,
         };
-        let receipt = self.receipt(
+        let mut receipt = self.receipt(
             status,
             failure,
             output,
@@ -355,16 +482,15 @@ impl Turn<'_> {
             u64::try_from(token).unwrap_or(0),
             Some(started_at),
         );
+        receipt.budget_remaining = budget_remaining;
         let event_values: Vec<Value> = events
             .iter()
             .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
             .collect();
-        let close_run =
-            self.command.kind == CommandKind::Close && status == TerminalCommandStatus::Completed;
         let committing = Instant::now();
         match shared
             .journal
-            .complete_command(&receipt, &event_values, close_run)
+            .complete_command(&receipt, &event_values, run_change)
             .await?
         {
             Complete::Committed => {
@@ -519,6 +645,20 @@ impl Turn<'_> {
         Ok(Disposition::Nak(Some(delay)))
     }
 
+    /// A command that is not executed (cancelled, or its run terminal):
+    /// its receipt says why.
+    async fn not_executed(&self, kind: FailureKind, why: String) -> Result<Disposition, Retryable> {
+        let receipt = self.receipt(
+            kind.status(),
+            Some(Failure { kind, message: why }),
+            None,
+            None,
+            0,
+            None,
+        );
+        self.record_and_publish(receipt).await
+    }
+
     /// Stores a receipt for a command that was not executed, publishes the stored one.
     async fn record_and_publish(&self, receipt: Receipt) -> Result<Disposition, Retryable> {
         let stored = self.shared.journal.record_receipt(&receipt).await?;
@@ -556,6 +696,7 @@ impl Turn<'_> {
             started_at,
             finished_at: Utc::now(),
             traceparent: self.traceparent.clone(),
+            budget_remaining: BTreeMap::new(),
         }
     }
 
@@ -574,6 +715,7 @@ impl Turn<'_> {
     }
 
     async fn log(&self, outcome: &str) {
+        let outcome = self.shared.redactor.redact(outcome);
         let _ = self
             .shared
             .journal
@@ -581,25 +723,60 @@ impl Turn<'_> {
                 self.delivery.stream_sequence,
                 attempt_i64(self.delivery),
                 &self.shared.worker_id,
-                outcome,
+                &outcome,
             )
             .await;
     }
 }
 
-/// Why execution stopped before the backend finished.
-enum Stop {
-    /// The worker is shutting down: hand the message back, record nothing.
-    Aborted,
-    /// A failure of the given kind.
-    Failed(BackendError),
+/// The claim a command executes under.
+struct Claim {
+    /// The run's fencing token for this claim.
+    token: i64,
+    /// The seq the command's first event gets.
+    next_event_seq: i64,
+    /// What the run spent before this command.
+    spent: BTreeMap<String, f64>,
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+/// How an executed command ends, before it is committed.
+struct Ending {
+    output: Option<Value>,
+    failure: Option<BackendError>,
+    events: Vec<EventBody>,
+    run_change: RunChange,
+    budget_remaining: BTreeMap<String, f64>,
+}
+
+impl Ending {
+    fn completed(output: Value) -> Ending {
+        Ending {
+            output: Some(output),
+            failure: None,
+            events: Vec::new(),
+            run_change: RunChange::default(),
+            budget_remaining: BTreeMap::new(),
+        }
     }
+
+    fn failed(failure: BackendError) -> Ending {
+        Ending {
+            output: None,
+            failure: Some(failure),
+            events: Vec::new(),
+            run_change: RunChange::default(),
+            budget_remaining: BTreeMap::new(),
+        }
+    }
+}
+
+/// An event body with its strings redacted.
+fn scrub_body(redactor: &crate::redact::Redactor, body: EventBody) -> EventBody {
+    let Ok(mut value) = serde_json::to_value(&body) else {
+        return body;
+    };
+    redactor.redact_value(&mut value);
+    serde_json::from_value(value).unwrap_or(body)
 }
 
 /// Keeps at most [`MAX_RECEIPT_OUTPUT_BYTES`] of output: larger output is

@@ -23,6 +23,7 @@ pub(crate) async fn dead_letter(
     reason: FailureKind,
     why: String,
 ) -> Result<Disposition, Retryable> {
+    let why = shared.redactor.redact(&why).into_owned();
     tracing::warn!(reason = %reason, why = %why, "dead-lettering the message");
     let tenant = subjects::parse(&delivery.subject)
         .map(|p| p.tenant.to_owned())
@@ -59,6 +60,9 @@ pub(crate) async fn dead_letter(
         .journal
         .delivery_history(delivery.stream_sequence)
         .await?;
+    for record in &mut deliveries {
+        record.outcome = shared.redactor.redact(&record.outcome).into_owned();
+    }
     deliveries.push(DeliveryRecord {
         attempt: delivery.attempt,
         worker_id: shared.worker_id.clone(),

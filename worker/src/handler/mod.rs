@@ -8,8 +8,10 @@
 //! outcome is committed in PostgreSQL.
 
 mod command;
+pub(crate) mod control;
 mod dead_letter;
 mod run_create;
+mod supervise;
 
 use std::time::Duration;
 
@@ -65,21 +67,8 @@ pub(crate) struct Delivery {
 
 /// Handles one message to the end: dispatch, then ack, NAK or terminate.
 pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
-    let delivery = match message.info() {
-        Ok(info) => Delivery {
-            subject: message.subject.to_string(),
-            attempt: u64::try_from(info.delivered).unwrap_or(1).max(1),
-            stream_sequence: info.stream_sequence,
-            published: chrono::DateTime::from_timestamp(
-                info.published.unix_timestamp(),
-                info.published.nanosecond(),
-            )
-            .unwrap_or_default(),
-        },
-        Err(err) => {
-            tracing::warn!(msg.subject = %message.subject, error = %err, "not a JetStream delivery; ignored");
-            return;
-        }
+    let Some(delivery) = delivery_of(&message) else {
+        return;
     };
     let span = tracing::info_span!(
         "message",
@@ -122,6 +111,26 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
     }
     .instrument(span)
     .await;
+}
+
+/// What JetStream says about a delivered message.
+fn delivery_of(message: &jetstream::Message) -> Option<Delivery> {
+    match message.info() {
+        Ok(info) => Some(Delivery {
+            subject: message.subject.to_string(),
+            attempt: u64::try_from(info.delivered).unwrap_or(1).max(1),
+            stream_sequence: info.stream_sequence,
+            published: chrono::DateTime::from_timestamp(
+                info.published.unix_timestamp(),
+                info.published.nanosecond(),
+            )
+            .unwrap_or_default(),
+        }),
+        Err(err) => {
+            tracing::warn!(msg.subject = %message.subject, error = %err, "not a JetStream delivery; ignored");
+            None
+        }
+    }
 }
 
 async fn dispatch(
@@ -201,6 +210,7 @@ fn subject_mismatch(
 /// A retryable failure: logged for the delivery history, then NAKed with a
 /// growing delay (at the delivery limit, [`handle`] dead-letters instead).
 async fn retry_later(shared: &Shared, delivery: &Delivery, reason: &str) -> Disposition {
+    let reason = shared.redactor.redact(reason);
     tracing::warn!(error = %reason, "delivery failed; it will be retried");
     let _ = shared
         .journal
@@ -208,7 +218,7 @@ async fn retry_later(shared: &Shared, delivery: &Delivery, reason: &str) -> Disp
             delivery.stream_sequence,
             attempt_i64(delivery),
             &shared.worker_id,
-            reason,
+            &reason,
         )
         .await;
     Disposition::Nak(Some(nak_delay(delivery.attempt)))

@@ -1,0 +1,379 @@
+//! Supervising one execution: the backend runs while the supervisor keeps
+//! the lease, gathers its events and watches it.
+//!
+//! Watchdogs, each ending the command with its own failure kind:
+//! - the command's own `timeout_ms` → `timed-out`;
+//! - the profile's `max_duration` → `max-duration`;
+//! - no event or output for the profile's `inactivity_timeout` → `inactivity-timeout`;
+//! - lease renewal (in-progress ack + PostgreSQL lease) failing
+//!   `RUNFLEET_MAX_MISSED_HEARTBEATS` times in a row, or a newer claim → `heartbeat-lost`;
+//! - a cancel (broadcast, or seen by a heartbeat) → `cancelled`;
+//! - a `cost.<currency>` metric exhausting a run budget → `budget-exhausted`.
+//!
+//! Their messages name the phase the command was in, how long each phase
+//! took and the last event. Stopping asks the backend to wind down (a
+//! process gets SIGTERM, then SIGKILL after the kill grace) and waits for it
+//! a bounded time; a worker shutting down stops it the same way, but the
+//! message is handed back rather than failed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind};
+use runfleet_schemas::{CommandCreate, EventBody, FailureKind};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, BackendError, ExecutionContext, Signal};
+use crate::journal::{Journal, Renewal};
+use crate::profiles::Profile;
+
+/// Events one command may record; later ones are counted, not kept.
+pub(crate) const MAX_EVENTS_PER_COMMAND: usize = 5_000;
+/// Beyond the kill grace, how long a stopping backend may take to return.
+const STOP_MARGIN: Duration = Duration::from_secs(2);
+
+/// What the supervisor needs besides the backend.
+pub(crate) struct Supervision<'a> {
+    pub command: &'a CommandCreate,
+    pub message: &'a jetstream::Message,
+    pub journal: &'a Journal,
+    pub profile: &'a Profile,
+    pub fencing_token: i64,
+    pub lease: Duration,
+    pub heartbeat: Duration,
+    pub max_missed_heartbeats: u32,
+    /// Cancelled when the worker must stop now.
+    pub abort: &'a CancellationToken,
+    /// Cancelled when the command is cancelled.
+    pub cancelled: &'a CancellationToken,
+    /// The run's budgets and what it spent before this command.
+    pub budgets: &'a BTreeMap<String, f64>,
+    pub spent: &'a BTreeMap<String, f64>,
+}
+
+/// How an execution ended.
+pub(crate) struct Supervised {
+    /// The output, or why there is none.
+    pub outcome: Result<Value, Stop>,
+    /// The events it produced, in order (capped).
+    pub events: Vec<EventBody>,
+    /// What it spent, per currency.
+    pub cost: BTreeMap<String, f64>,
+}
+
+/// Why execution stopped without an output.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The worker is shutting down: hand the message back, record nothing.
+    Aborted,
+    /// A failure of the given kind.
+    Failed(BackendError),
+}
+
+/// Where the command is, for watchdog messages.
+struct Breadcrumbs {
+    started: Instant,
+    phases: Vec<(String, Instant)>,
+    last_event: Option<String>,
+    last_activity: Instant,
+}
+
+impl Breadcrumbs {
+    fn new() -> Breadcrumbs {
+        let now = Instant::now();
+        Breadcrumbs {
+            started: now,
+            phases: vec![("start".into(), now)],
+            last_event: None,
+            last_activity: now,
+        }
+    }
+
+    fn saw(&mut self, body: &EventBody) {
+        if let EventBody::Phase { name } = body {
+            self.phases.push((name.clone(), Instant::now()));
+        }
+        self.last_event = Some(summary(body));
+    }
+
+    /// "in phase "build" (start 0.2s, build 5.1s); last event: progress 3/5".
+    fn describe(&self) -> String {
+        let now = Instant::now();
+        let mut text = String::new();
+        let current = self.phases.last().map_or("start", |(n, _)| n.as_str());
+        let _ = write!(text, "in phase {current:?} (");
+        for (i, (name, since)) in self.phases.iter().enumerate() {
+            let until = self.phases.get(i + 1).map_or(now, |(_, t)| *t);
+            if i > 0 {
+                text.push_str(", ");
+            }
+            let _ = write!(text, "{name} {:.1}s", (until - *since).as_secs_f64());
+        }
+        let _ = write!(
+            text,
+            "; {:.1}s in all); last event: {}",
+            (now - self.started).as_secs_f64(),
+            self.last_event.as_deref().unwrap_or("none")
+        );
+        text
+    }
+}
+
+/// A short description of an event for breadcrumbs.
+fn summary(body: &EventBody) -> String {
+    let clip = |s: &str| {
+        let mut end = s.len().min(120);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end < s.len() {
+            format!("{:?}…", &s[..end])
+        } else {
+            format!("{s:?}")
+        }
+    };
+    match body {
+        EventBody::BackendStatus { status, .. } => format!("backend_status {status}"),
+        EventBody::AssistantMessage { text } => format!("assistant_message {}", clip(text)),
+        EventBody::CommandOutput { stream, text } => {
+            format!("command_output ({stream:?}) {}", clip(text))
+        }
+        EventBody::Diff { path, .. } => format!("diff {}", path.as_deref().unwrap_or("")),
+        EventBody::Progress { done, total } => match total {
+            Some(total) => format!("progress {done}/{total}"),
+            None => format!("progress {done}"),
+        },
+        EventBody::Phase { name } => format!("phase {name}"),
+        EventBody::Step { name, status } => format!("step {name} {status:?}"),
+        EventBody::Metric { name, value } => format!("metric {name}={value}"),
+        EventBody::Error { message, .. } => format!("error {}", clip(message)),
+        EventBody::TerminalStatus { status, .. } => format!("terminal_status {status:?}"),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs the backend under supervision until it ends or a watchdog stops it.
+pub(crate) async fn supervise(
+    s: Supervision<'_>,
+    backend: &dyn Backend,
+    ctx_parts: impl FnOnce(mpsc::UnboundedSender<Signal>, CancellationToken) -> ExecutionContext,
+) -> Supervised {
+    let (signals, mut received) = mpsc::unbounded_channel();
+    let stop_backend = CancellationToken::new();
+    let ctx = ctx_parts(signals, stop_backend.clone());
+    let execution = backend.execute(s.command, &ctx);
+    tokio::pin!(execution);
+
+    let start = Instant::now();
+    let timeout = s.command.timeout_ms.map(Duration::from_millis);
+    let timeout_at = timeout.and_then(|t| start.checked_add(t));
+    let max_duration_at = s.profile.max_duration.and_then(|t| start.checked_add(t));
+    let mut crumbs = Breadcrumbs::new();
+    let mut events = Vec::new();
+    let mut dropped = 0u64;
+    let mut cost: BTreeMap<String, f64> = BTreeMap::new();
+    let mut heartbeat = tokio::time::interval(s.heartbeat);
+    heartbeat.tick().await; // the first tick is immediate
+    let mut missed = 0;
+
+    let mut keep = |body: EventBody,
+                    crumbs: &mut Breadcrumbs,
+                    events: &mut Vec<EventBody>,
+                    cost: &mut BTreeMap<String, f64>|
+     -> Option<String> {
+        crumbs.last_activity = Instant::now();
+        crumbs.saw(&body);
+        let mut exhausted = None;
+        if let EventBody::Metric { name, value } = &body
+            && let Some(currency) = name.strip_prefix("cost.")
+            && value.is_finite()
+        {
+            let total = cost.entry(currency.to_owned()).or_default();
+            *total += value;
+            if let Some(budget) = s.budgets.get(currency) {
+                let spent = s.spent.get(currency).copied().unwrap_or_default() + *total;
+                if spent >= *budget {
+                    exhausted = Some(format!(
+                        "budget {currency} exhausted: spent {spent} of {budget}"
+                    ));
+                }
+            }
+        }
+        if events.len() < MAX_EVENTS_PER_COMMAND {
+            events.push(body);
+        } else {
+            dropped += 1;
+        }
+        exhausted
+    };
+
+    let stopped: Result<Result<Value, BackendError>, Stop> = loop {
+        let inactive_at = s
+            .profile
+            .inactivity_timeout
+            .and_then(|t| crumbs.last_activity.checked_add(t));
+        tokio::select! {
+            biased;
+            signal = received.recv() => match signal {
+                Some(Signal::Event(body)) => {
+                    if let Some(why) = keep(body, &mut crumbs, &mut events, &mut cost) {
+                        break Err(Stop::Failed(BackendError::new(FailureKind::BudgetExhausted, why)));
+                    }
+                }
+                Some(Signal::Activity) => crumbs.last_activity = Instant::now(),
+                None => {}
+            },
+            result = &mut execution => break Ok(result),
+            () = s.abort.cancelled() => break Err(Stop::Aborted),
+            () = s.cancelled.cancelled() => {
+                break Err(Stop::Failed(BackendError::new(
+                    FailureKind::Cancelled,
+                    format!("cancelled {}", crumbs.describe()),
+                )));
+            }
+            () = sleep_until(timeout_at) => {
+                break Err(Stop::Failed(BackendError::new(
+                    FailureKind::TimedOut,
+                    format!("the command's timeout of {} ms elapsed {}",
+                        timeout.unwrap_or_default().as_millis(), crumbs.describe()),
+                )));
+            }
+            () = sleep_until(max_duration_at) => {
+                break Err(Stop::Failed(BackendError::new(
+                    FailureKind::MaxDuration,
+                    format!("ran longer than the profile's max_duration of {} {}",
+                        humantime::format_duration(s.profile.max_duration.unwrap_or_default()),
+                        crumbs.describe()),
+                )));
+            }
+            () = sleep_until(inactive_at) => {
+                break Err(Stop::Failed(BackendError::new(
+                    FailureKind::InactivityTimeout,
+                    format!("no event or output for {} {}",
+                        humantime::format_duration(s.profile.inactivity_timeout.unwrap_or_default()),
+                        crumbs.describe()),
+                )));
+            }
+            _ = heartbeat.tick() => match renew(&s).await {
+                Ok(Renewal::Renewed) => missed = 0,
+                Ok(Renewal::Lost) => {
+                    break Err(Stop::Failed(BackendError::new(
+                        FailureKind::HeartbeatLost,
+                        format!("the run was claimed by another worker (newer fencing token) {}", crumbs.describe()),
+                    )));
+                }
+                Ok(Renewal::Cancelled) => {
+                    break Err(Stop::Failed(BackendError::new(
+                        FailureKind::Cancelled,
+                        format!("cancelled {}", crumbs.describe()),
+                    )));
+                }
+                Err(err) => {
+                    missed += 1;
+                    tracing::warn!(error = %err, missed, "lease renewal failed");
+                    if missed >= s.max_missed_heartbeats {
+                        break Err(Stop::Failed(BackendError::new(
+                            FailureKind::HeartbeatLost,
+                            format!("{missed} lease renewals failed in a row (last: {err}) {}", crumbs.describe()),
+                        )));
+                    }
+                }
+            },
+        }
+    };
+
+    let outcome = match stopped {
+        Ok(result) => result.map_err(Stop::Failed),
+        Err(stop) => {
+            // Ask the backend to wind down, and wait for it (bounded).
+            stop_backend.cancel();
+            let limit = s.profile.kill_grace() + STOP_MARGIN;
+            let wound_down = tokio::time::timeout(limit, async {
+                loop {
+                    tokio::select! {
+                        _ = &mut execution => return,
+                        signal = received.recv() => if let Some(Signal::Event(body)) = signal {
+                            keep(body, &mut crumbs, &mut events, &mut cost);
+                        },
+                    }
+                }
+            })
+            .await;
+            if wound_down.is_err() {
+                tracing::warn!(
+                    limit = ?limit,
+                    "the backend did not stop in time; abandoning it"
+                );
+            }
+            Err(stop)
+        }
+    };
+    while let Ok(signal) = received.try_recv() {
+        if let Signal::Event(body) = signal {
+            keep(body, &mut crumbs, &mut events, &mut cost);
+        }
+    }
+    if dropped > 0 {
+        events.push(EventBody::Error {
+            message: format!(
+                "{dropped} further events were dropped (at most {MAX_EVENTS_PER_COMMAND} per command)"
+            ),
+            failure_kind: None,
+        });
+    }
+    Supervised {
+        outcome,
+        events,
+        cost,
+    }
+}
+
+/// One heartbeat: extend the message's ack deadline and the run's lease.
+async fn renew(s: &Supervision<'_>) -> Result<Renewal, String> {
+    s.message
+        .ack_with(AckKind::Progress)
+        .await
+        .map_err(|e| format!("in-progress ack: {e}"))?;
+    s.journal
+        .renew_lease(
+            s.command.tenant.as_str(),
+            s.command.run_id.as_str(),
+            s.command.command_id.as_str(),
+            s.fencing_token,
+            s.lease,
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breadcrumbs_name_the_phase_and_the_last_event() {
+        let mut crumbs = Breadcrumbs::new();
+        crumbs.saw(&EventBody::Phase {
+            name: "build".into(),
+        });
+        crumbs.saw(&EventBody::Progress {
+            done: 3,
+            total: Some(5),
+        });
+        let text = crumbs.describe();
+        assert!(
+            text.starts_with("in phase \"build\" (start 0.0s, build 0.0s"),
+            "{text}"
+        );
+        assert!(text.ends_with("last event: progress 3/5"), "{text}");
+    }
+}
