@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Dies without a result, as the payload says.
 
-Reads the command, writes `payload["stderr"]` (default "boom") and a newline
-to stderr, then exits with `payload["code"]` (default 3): 0 means "exited
+Reads the command, writes `payload["stderr"]` (default "boom"), then the
+values of the environment variables named in `payload["stderr_env"]` (a list;
+the redaction test passes secrets this way, so they are not in the payload),
+and a newline to stderr, then exits with `payload["code"]` (default 3): 0 means "exited
 without a result line", 75 (EX_TEMPFAIL) `infra-failed`, others
 `backend-failed` quoting the stderr tail. With `payload["signal"]` (a name such
 as "SIGSEGV", or a number) it kills itself with that signal instead (a signal
@@ -17,7 +19,8 @@ import signal
 import sys
 
 payload = json.loads(sys.stdin.buffer.readline())["command"]["payload"]
-sys.stderr.write(str(payload.get("stderr", "boom")) + "\n")
+extra = " ".join(os.environ.get(name, "") for name in payload.get("stderr_env", []))
+sys.stderr.write(str(payload.get("stderr", "boom")) + (" " + extra if extra else "") + "\n")
 sys.stderr.flush()
 
 if "signal" in payload:

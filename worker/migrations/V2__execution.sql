@@ -96,6 +96,7 @@ DECLARE
     stored  jsonb;
     claim   boolean;
     cancel  record;
+    v_cancelled boolean;
 BEGIN
     SELECT c.command_id, c.seq, c.idempotency_key, c.payload_hash INTO known
       FROM commands c
@@ -138,10 +139,12 @@ BEGIN
             NULL::text, NULL::jsonb, NULL::jsonb;
         RETURN;
     END IF;
+    -- FOUND, not `cancel IS NULL`: a request without a reason is a record of nulls.
     SELECT cr.reason INTO cancel FROM cancel_requests cr
      WHERE cr.tenant = p_tenant AND cr.run_id = p_run_id AND cr.command_id = p_command_id;
+    v_cancelled := FOUND;
     claim := run.status NOT IN ('completed', 'failed', 'blocked', 'cancelled')
-             AND cancel IS NULL
+             AND NOT v_cancelled
              AND run.next_seq = p_seq
              AND (run.lease_holder IS NULL OR run.lease_expires_at <= now());
 
@@ -174,7 +177,7 @@ BEGIN
             coalesce(run.failure_kind, 'run-terminal'), NULL::jsonb, NULL::jsonb;
         RETURN;
     END IF;
-    IF cancel IS NOT NULL THEN
+    IF v_cancelled THEN
         RETURN QUERY SELECT 'cancelled', NULL::bigint, NULL::bigint, NULL::jsonb,
             format('command %s was cancelled before it started%s', p_command_id,
                    coalesce(': ' || cancel.reason, '')),
@@ -389,6 +392,7 @@ DECLARE
     session  sessions%ROWTYPE;
     v_denied text;
     v_cancel record;
+    v_cancelled boolean;
 BEGIN
     SELECT * INTO run FROM runs r WHERE r.tenant = p_tenant AND r.run_id = p_run_id;
     IF FOUND THEN
@@ -422,16 +426,17 @@ BEGIN
     END IF;
     SELECT cr.reason INTO v_cancel FROM cancel_requests cr
      WHERE cr.tenant = p_tenant AND cr.run_id = p_run_id AND cr.command_id = '';
+    v_cancelled := FOUND;
 
     INSERT INTO runs (tenant, run_id, project, backend_profile, session_id, spec, idempotency_key,
                       payload_hash, status, failure_kind, status_reason)
     VALUES (p_tenant, p_run_id, p_project, p_profile,
             CASE WHEN v_denied IS NULL THEN p_session END, p_spec, p_key, p_hash,
             CASE WHEN v_denied IS NOT NULL THEN 'blocked'
-                 WHEN v_cancel IS NOT NULL THEN 'cancelled' ELSE 'pending' END,
+                 WHEN v_cancelled THEN 'cancelled' ELSE 'pending' END,
             CASE WHEN v_denied IS NOT NULL THEN 'tenant-policy-denied'
-                 WHEN v_cancel IS NOT NULL THEN 'cancelled' END,
-            coalesce(v_denied, v_cancel.reason))
+                 WHEN v_cancelled THEN 'cancelled' END,
+            coalesce(v_denied, CASE WHEN v_cancelled THEN v_cancel.reason END))
     ON CONFLICT DO NOTHING;
     IF NOT FOUND THEN
         -- Created concurrently: answer as for an existing run.
