@@ -812,3 +812,64 @@ async fn per_run_processes_and_unserved_profiles() {
             .contains("illegal command transition completed -> running")
     );
 }
+
+/// Processes whose environment names the run.
+fn processes_of(run_id: &str) -> Vec<String> {
+    let needle = format!("RUNFLEET_RUN_ID={run_id}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let pid = entry.ok()?.file_name().into_string().ok()?;
+            pid.parse::<u32>().ok()?;
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            String::from_utf8_lossy(&environ)
+                .split('\0')
+                .any(|var| var == needle)
+                .then_some(pid)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_worker_shutting_down_stops_its_programs_and_hands_the_command_back() {
+    let stack = Stack::start().await;
+    let (env, _config) = with_profiles(
+        &stack.env,
+        &[profile("agent", "agent.py", "kill_grace = \"1s\"")],
+    );
+    let env = env.with("RUNFLEET_SHUTDOWN_GRACE", "1s");
+    let mut first = worker(&env, "w1").await;
+    let producer = stack.producer().await;
+    let command = one(
+        &producer,
+        "agent",
+        json!({"steps": 30, "step_sleep_ms": 200}),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    while processes_of(command.run_id.as_str()).is_empty() {
+        assert!(Instant::now() < deadline, "the program never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.signal("TERM");
+    let status = first.wait_exit(Duration::from_secs(20)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        first.log_text()
+    );
+    assert!(
+        processes_of(command.run_id.as_str()).is_empty(),
+        "the program was stopped with its worker"
+    );
+    assert!(
+        stack.receipt(&command).await.is_none(),
+        "handed back, not cancelled"
+    );
+
+    let second = worker(&env, "w2").await;
+    let receipt = receipt_of(&stack, &command, &[&second]).await;
+    assert_eq!(receipt["status"], "completed", "{receipt}");
+    assert_eq!(receipt["worker_id"], "w2");
+    assert_eq!(receipt["output"]["steps"].as_array().unwrap().len(), 30);
+}
