@@ -347,6 +347,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_status text;
 BEGIN
+    -- The run's lock first: a concurrent runfleet_begin_command (which
+    -- holds it while it decides) either sees this request or finished its
+    -- claim before it, so the request is never missed by both sides.
+    PERFORM 1 FROM runs r WHERE r.tenant = p_tenant AND r.run_id = p_run_id FOR UPDATE;
     INSERT INTO cancel_requests (tenant, run_id, command_id, reason)
     VALUES (p_tenant, p_run_id, coalesce(p_command_id, ''), p_reason)
     ON CONFLICT DO NOTHING;
@@ -455,7 +459,8 @@ END $$;
 -- runfleet_append_run_event: a run-level event outside any command (a
 -- per-run process closing when its worker stops), given its body. Refused
 -- ('busy') while another claim's lease is live, since that claim owns the
--- next event seqs. Returns the stored event with its seq.
+-- next event seqs; 'no-run' when the run does not exist. Returns the
+-- stored event with its seq.
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION runfleet_append_run_event(p_tenant text, p_run_id text, p_event jsonb)
 RETURNS TABLE (outcome text, event jsonb)
@@ -466,7 +471,11 @@ DECLARE
 BEGIN
     SELECT r.next_event_seq, r.lease_holder, r.lease_expires_at INTO run
       FROM runs r WHERE r.tenant = p_tenant AND r.run_id = p_run_id FOR UPDATE;
-    IF NOT FOUND OR (run.lease_holder IS NOT NULL AND run.lease_expires_at > now()) THEN
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'no-run', NULL::jsonb;
+        RETURN;
+    END IF;
+    IF run.lease_holder IS NOT NULL AND run.lease_expires_at > now() THEN
         RETURN QUERY SELECT 'busy', NULL::jsonb;
         RETURN;
     END IF;

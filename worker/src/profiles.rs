@@ -172,10 +172,12 @@ impl Profile {
             message: message.to_owned(),
         };
         if runfleet_schemas::ProfileName::new(name).is_err() {
-            return Err(invalid(
-                "kind",
-                "profile names are 1-128 characters of A-Z a-z 0-9 _ -",
-            ));
+            return Err(ProfilesError::Parse {
+                path: path.to_owned(),
+                message: format!(
+                    "profiles.{name}: a profile name is 1-128 characters of A-Z a-z 0-9 _ -"
+                ),
+            });
         }
         match self.kind {
             BackendKind::Process => {
@@ -184,11 +186,14 @@ impl Profile {
                 }
             }
             BackendKind::Echo => {
-                if self.program.is_some() || !self.args.is_empty() {
+                if self.program.is_some() {
                     return Err(invalid(
                         "program",
                         "only a \"process\" profile runs a program",
                     ));
+                }
+                if !self.args.is_empty() {
+                    return Err(invalid("args", "only a \"process\" profile runs a program"));
                 }
             }
         }

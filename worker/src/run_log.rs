@@ -56,7 +56,7 @@ impl RunLog {
             Ok(None) => {
                 tracing::info!(
                     run.id = run_id,
-                    "run is claimed elsewhere; run event not appended"
+                    "the run is claimed elsewhere (or gone); run event not appended"
                 )
             }
             Err(err) => tracing::warn!(error = %err, "could not append a run event"),

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::BackendError;
 use crate::journal::Journal;
+use crate::redact::Redactor;
 
 /// The run a command belongs to, as its backend needs it.
 #[derive(Debug, Clone)]
@@ -78,6 +79,7 @@ pub struct ExecutionContext {
     signals: mpsc::UnboundedSender<Signal>,
     steps: Option<StepJournal>,
     stop: CancellationToken,
+    redactor: Redactor,
 }
 
 impl ExecutionContext {
@@ -90,6 +92,7 @@ impl ExecutionContext {
         signals: mpsc::UnboundedSender<Signal>,
         steps: Option<StepJournal>,
         stop: CancellationToken,
+        redactor: Redactor,
     ) -> ExecutionContext {
         ExecutionContext {
             attempt,
@@ -98,7 +101,14 @@ impl ExecutionContext {
             signals,
             steps,
             stop,
+            redactor,
         }
+    }
+
+    /// `text` with credentials and the profile's secrets scrubbed (for text
+    /// a backend cuts or quotes before handing it over).
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor.redact(text).into_owned()
     }
 
     /// Appends an event to the run's log (committed together with the receipt).
@@ -206,7 +216,9 @@ impl ExecutionContext {
     /// # Errors
     /// `infra-failed` when the journal is unreachable; `heartbeat-lost`
     /// when another claim superseded this one (nothing was written).
-    pub async fn save_step(&self, name: &str, result: Value) -> Result<Value, BackendError> {
+    pub async fn save_step(&self, name: &str, mut result: Value) -> Result<Value, BackendError> {
+        // Journaled results are stored: secrets in them are scrubbed too.
+        self.redactor.redact_value(&mut result);
         let Some(steps) = &self.steps else {
             self.step_event(name, StepStatus::Completed);
             return Ok(result);

@@ -100,17 +100,21 @@ impl Tail {
         }
     }
 
-    /// The tail as text, leaving the buffer empty.
+    /// The tail as text, leaving the buffer empty. When the head was cut,
+    /// the partial first line goes too (a cut secret could not be redacted).
     fn take(&mut self) -> Option<String> {
         if self.bytes.is_empty() {
             return None;
         }
         let bytes: Vec<u8> = self.bytes.drain(..).collect();
-        let mut text = String::from_utf8_lossy(&bytes).into_owned();
-        if std::mem::take(&mut self.dropped) > 0 {
-            text = format!("[…]{text}");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if std::mem::take(&mut self.dropped) == 0 {
+            return Some(text);
         }
-        Some(text)
+        let rest = text
+            .split_once('\n')
+            .map_or(text.as_str(), |(_, rest)| rest);
+        Some(format!("[…]{rest}"))
     }
 }
 
@@ -191,7 +195,10 @@ impl ProcessBackend {
         else {
             return Err(BackendError::new(
                 FailureKind::InfraFailed,
-                "the program's pipes were not created",
+                format!(
+                    "profile {}: the program's pipes were not created",
+                    self.name
+                ),
             ));
         };
         let (lines, mut to_stdin) = mpsc::unbounded_channel::<String>();
@@ -298,10 +305,12 @@ impl ProcessBackend {
             Ended::Result(output) => Ok(output),
             Ended::Failure(err) => Err(err),
             Ended::Exited(status, last_line) => {
+                // Whatever it left behind in its group goes with it.
+                let _ = killpg(process.pgid, UnixSignal::SIGKILL);
                 let stderr = finish_stderr(&mut process, ctx).await;
                 return Err(exit_failure(
                     status,
-                    last_line,
+                    last_line.map(|line| ctx.redact(&line)),
                     stderr.as_deref().unwrap_or_default(),
                     &self.name,
                 ));
@@ -332,6 +341,16 @@ impl ProcessBackend {
             }
         }
         outcome
+    }
+}
+
+impl Drop for Running {
+    /// A program abandoned while alive (its future dropped after the kill
+    /// grace) is killed with its whole group, not just the leader.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = killpg(self.pgid, UnixSignal::SIGKILL);
+        }
     }
 }
 
@@ -424,12 +443,16 @@ async fn converse(process: &mut Running, ctx: &ExecutionContext) -> Ended {
                 continue;
             }
             Some(Err(LinesCodecError::Io(_))) | None => {
-                let status = process.child.wait().await.ok();
+                // stdout is closed; the program may still run (or hang).
+                let status = tokio::select! {
+                    () = ctx.stopped() => return Ended::Stopped,
+                    status = process.child.wait() => status,
+                };
                 return match status {
-                    Some(status) => Ended::Exited(status, last_line),
-                    None => Ended::Failure(BackendError::new(
+                    Ok(status) => Ended::Exited(status, last_line),
+                    Err(err) => Ended::Failure(BackendError::new(
                         FailureKind::InfraFailed,
-                        "lost track of the program",
+                        format!("cannot wait for the program (pid {}): {err}", process.pgid),
                     )),
                 };
             }
@@ -534,9 +557,14 @@ fn parse_line(text: &str) -> Line {
     }
 }
 
-/// Records the stderr tail gathered so far as an event; returns it.
+/// Records the stderr tail gathered so far (redacted) as an event; returns it.
 fn emit_stderr(process: &Running, ctx: &ExecutionContext) -> Option<String> {
-    let text = process.stderr.lock().ok().and_then(|mut t| t.take());
+    let text = process
+        .stderr
+        .lock()
+        .ok()
+        .and_then(|mut t| t.take())
+        .map(|text| ctx.redact(&text));
     if let Some(text) = &text {
         ctx.emit(EventBody::CommandOutput {
             stream: OutputStream::Stderr,
@@ -716,12 +744,18 @@ mod tests {
     #[test]
     fn the_stderr_tail_is_bounded() {
         let mut tail = Tail::default();
+        let mut line = vec![b'x'; 999];
+        line.push(b'\n');
         for _ in 0..100 {
-            tail.push(&[b'x'; 1000]);
+            tail.push(&line);
         }
         let text = tail.take().unwrap();
-        assert!(text.starts_with("[…]"));
-        assert_eq!(text.len(), STDERR_TAIL_BYTES + "[…]".len());
+        assert!(
+            text.starts_with("[…]x"),
+            "the partial first line is dropped"
+        );
+        assert!(text.len() <= STDERR_TAIL_BYTES + "[…]".len());
+        assert_eq!(text.lines().count(), STDERR_TAIL_BYTES / 1000);
         assert!(tail.take().is_none());
     }
 }

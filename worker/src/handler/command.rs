@@ -163,15 +163,6 @@ impl Turn<'_> {
         let Some((profile, backend)) = shared.backends.get(run.backend_profile.as_str()) else {
             return self.unserved(&claim, &run).await;
         };
-        let mut pre_events = Vec::new();
-        let workdir = match self.prepare_workdir(&run, &mut pre_events).await {
-            Ok(dir) => dir,
-            Err(failure) => {
-                let mut ending = Ending::failed(failure);
-                ending.events = pre_events;
-                return self.finish(&claim, started_at, ending).await;
-            }
-        };
         let budgets_remaining: BTreeMap<String, f64> = run
             .budgets
             .iter()
@@ -186,9 +177,12 @@ impl Turn<'_> {
             run_id: run.run_id.to_string(),
             profile: run.backend_profile.to_string(),
             session_id: run.session_id.as_ref().map(ToString::to_string),
-            workdir,
+            workdir: shared
+                .run_dirs
+                .run_dir(run.tenant.as_str(), run.run_id.as_str()),
             budgets_remaining,
         };
+        let mut pre_events = Vec::new();
         if self.command.kind == CommandKind::Close {
             if let Some(closing) = backend.close_run(&info).await {
                 pre_events.push(closing);
@@ -199,9 +193,11 @@ impl Turn<'_> {
             let mut ending = Ending::completed(serde_json::json!({ "closed": true }));
             ending.events = pre_events;
             ending.run_change.status = Some(RunStatus::Completed);
-            return self.finish(&claim, started_at, ending).await;
+            return self.commit(&claim, started_at, ending).await;
         }
 
+        // Cancels reach the command from here on, while its workspace is
+        // prepared as much as while it runs.
         let cancel = shared.cancels.register(
             self.command.tenant.as_str(),
             self.command.run_id.as_str(),
@@ -219,6 +215,7 @@ impl Turn<'_> {
             command: &self.command,
             message: self.message,
             journal: &shared.journal,
+            redactor: &shared.redactor,
             profile,
             fencing_token: claim.token,
             lease: shared.config.streams.ack_wait,
@@ -229,12 +226,22 @@ impl Turn<'_> {
             budgets: &run.budgets,
             spent: &claim.spent,
         };
-        let attempt = self.delivery.attempt;
-        let worker_id = shared.worker_id.clone();
-        let supervised = supervise(supervision, backend.as_ref(), |signals, stop| {
-            ExecutionContext::new(attempt, worker_id, info, signals, Some(steps), stop)
-        })
-        .await;
+        let (signals, received) = tokio::sync::mpsc::unbounded_channel();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let ctx = ExecutionContext::new(
+            self.delivery.attempt,
+            shared.worker_id.clone(),
+            info,
+            signals,
+            Some(steps),
+            stop.clone(),
+            shared.redactor.clone(),
+        );
+        let execution = async {
+            self.prepare_workdir(&run, &ctx).await?;
+            backend.execute(&self.command, &ctx).await
+        };
+        let supervised = supervise(supervision, execution, received, stop).await;
         drop(cancel);
 
         let mut events = pre_events;
@@ -272,7 +279,7 @@ impl Turn<'_> {
                     run_change.reason = Some(failure.message.clone());
                 }
                 if failure.kind.retry() == Retry::Retryable {
-                    return self.retry_or_give_up(claim.token, failure).await;
+                    return self.retry_or_give_up(&claim, started_at, failure).await;
                 }
                 Ending::failed(failure)
             }
@@ -280,14 +287,15 @@ impl Turn<'_> {
         ending.events = events;
         ending.run_change = run_change;
         ending.budget_remaining = budget_remaining;
-        self.finish(&claim, started_at, ending).await
+        self.commit(&claim, started_at, ending).await
     }
 
     /// A retryable failure: NAK for another delivery, or, at the delivery
-    /// limit, a failed receipt and a dead letter.
+    /// limit, a failed receipt (committed under the claim) and a dead letter.
     async fn retry_or_give_up(
         &self,
-        token: i64,
+        claim: &Claim,
+        started_at: DateTime<Utc>,
         failure: BackendError,
     ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
@@ -295,7 +303,7 @@ impl Turn<'_> {
         if self.delivery.attempt < shared.max_deliver() {
             tracing::warn!(failure = %failure, "retryable failure");
             if failure.kind != FailureKind::HeartbeatLost {
-                self.release(token).await;
+                self.release(claim.token).await;
             }
             self.log(&failure.to_string()).await;
             return Ok(Disposition::Nak(Some(nak_delay(self.delivery.attempt))));
@@ -307,37 +315,30 @@ impl Turn<'_> {
                 self.delivery.attempt
             ),
         );
-        let receipt = self.receipt(
-            failure.kind.status(),
-            Some(Failure {
-                kind: failure.kind,
-                message: failure.message.clone(),
-            }),
-            None,
-            None,
-            0,
-            None,
-        );
-        let disposition = self.record_and_publish(receipt).await?;
-        if disposition == Disposition::Ack {
-            return dead_letter(
-                shared,
-                self.message,
-                self.delivery,
-                failure.kind,
-                failure.message,
-            )
-            .await;
+        let message = failure.message.clone();
+        let disposition = self
+            .commit(claim, started_at, Ending::failed(failure))
+            .await?;
+        if disposition != Disposition::Ack {
+            return Ok(disposition);
         }
-        Ok(disposition)
+        dead_letter(
+            shared,
+            self.message,
+            self.delivery,
+            FailureKind::MaxDeliveries,
+            message,
+        )
+        .await
     }
 
-    /// The run's working directory, with its resource bundle materialized.
+    /// The run's working directory, with its resource bundle materialized
+    /// (once per run and worker; a marker file makes later commands skip it).
     async fn prepare_workdir(
         &self,
         run: &RunCreate,
-        events: &mut Vec<EventBody>,
-    ) -> Result<std::path::PathBuf, BackendError> {
+        ctx: &ExecutionContext,
+    ) -> Result<(), BackendError> {
         let dirs = &self.shared.run_dirs;
         let failed = |what: String| BackendError::new(FailureKind::WorkspaceFailed, what);
         let dir = dirs
@@ -345,23 +346,26 @@ impl Turn<'_> {
             .await
             .map_err(|e| failed(format!("the run's working directory: {e}")))?;
         let Some(bundle) = &run.resource_bundle else {
-            return Ok(dir);
+            return Ok(());
         };
+        ctx.emit(EventBody::Phase {
+            name: "workspace".into(),
+        });
         match materialize(bundle, &dir, self.shared.config.worker.git_timeout).await {
-            Ok(Materialized::AlreadyPresent) => Ok(dir),
+            Ok(Materialized::AlreadyPresent) => Ok(()),
             Ok(Materialized::Fresh { description, took }) => {
-                events.push(EventBody::BackendStatus {
+                ctx.emit(EventBody::BackendStatus {
                     status: "workspace-ready".into(),
                     detail: Some(format!(
                         "{description} materialized in {:.1}s",
                         took.as_secs_f64()
                     )),
                 });
-                Ok(dir)
+                Ok(())
             }
             Err(err) => {
                 let message = format!("the resource bundle could not be materialized: {err}");
-                events.push(EventBody::Error {
+                ctx.emit(EventBody::Error {
                     message: message.clone(),
                     failure_kind: Some(FailureKind::WorkspaceFailed),
                 });
@@ -379,16 +383,20 @@ impl Turn<'_> {
             .to_std()
             .unwrap_or_default();
         let limit = shared.config.worker.schedule_to_start;
-        if waited >= limit {
+        // At the delivery limit too: a NAK there would strand the message and
+        // wedge the run behind it.
+        if waited >= limit || self.delivery.attempt >= shared.max_deliver() {
             let failure = BackendError::new(
                 FailureKind::NoBackend,
                 format!(
-                    "no worker served backend profile {profile:?} within the schedule-to-start timeout of {}",
+                    "no worker served backend profile {profile:?} within {} ({} deliveries; schedule-to-start timeout {})",
+                    humantime::format_duration(Duration::from_secs(waited.as_secs())),
+                    self.delivery.attempt,
                     humantime::format_duration(limit)
                 ),
             );
             return self
-                .finish(claim, Utc::now(), Ending::failed(failure))
+                .commit(claim, Utc::now(), Ending::failed(failure))
                 .await;
         }
         self.release(claim.token).await;
@@ -401,50 +409,30 @@ impl Turn<'_> {
         Ok(Disposition::Nak(Some(delay)))
     }
 
-    /// Commits an ending under the claim.
-    async fn finish(
+    /// The fenced commit of events and receipt, then publish, then ack.
+    async fn commit(
         &self,
         claim: &Claim,
         started_at: DateTime<Utc>,
         ending: Ending,
     ) -> Result<Disposition, Retryable> {
-        let (status, failure) = match ending.failure {
-            Some(failure) => (failure.kind.status(), Some(failure)),
-            None => (TerminalCommandStatus::Completed, None),
-        };
-        self.commit(
-            claim,
-            started_at,
-            ending.events,
-            status,
-            failure,
-            ending.output,
-            ending.run_change,
-            ending.budget_remaining,
-        )
-        .await
-    }
-
-    /// The fenced commit of events and receipt, then publish, then ack.
-    #[allow(clippy::too_many_arguments)]
-    async fn commit(
-        &self,
-        claim: &Claim,
-        started_at: DateTime<Utc>,
-        bodies: Vec<EventBody>,
-        status: TerminalCommandStatus,
-        failure: Option<BackendError>,
-        output: Option<Value>,
-        run_change: RunChange,
-        budget_remaining: BTreeMap<String, f64>,
-    ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let token = claim.token;
         let next_event_seq = claim.next_event_seq;
         let redactor = &shared.redactor;
+        let Ending {
+            output,
+            failure,
+            events: bodies,
+            run_change,
+            budget_remaining,
+        } = ending;
+        let status = failure
+            .as_ref()
+            .map_or(TerminalCommandStatus::Completed, |f| f.kind.status());
         let failure = failure.map(|f| Failure {
             kind: f.kind,
-            message: redactor.redact(&f.message).into_owned(),
+            message: bound_text(&redactor.redact(&f.message), MAX_FAILURE_MESSAGE_BYTES),
         });
         let output = output.map(|mut output| {
             redactor.redact_value(&mut output);
@@ -777,6 +765,21 @@ fn scrub_body(redactor: &crate::redact::Redactor, body: EventBody) -> EventBody 
     };
     redactor.redact_value(&mut value);
     serde_json::from_value(value).unwrap_or(body)
+}
+
+/// The longest failure message a receipt carries.
+const MAX_FAILURE_MESSAGE_BYTES: usize = 8 * 1024;
+
+/// `text`, cut to at most `max` bytes (on a character boundary) with a note.
+fn bound_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} bytes cut]", &text[..end], text.len() - end)
 }
 
 /// Keeps at most [`MAX_RECEIPT_OUTPUT_BYTES`] of output: larger output is

@@ -26,12 +26,19 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Backend, BackendError, ExecutionContext, Signal};
+use crate::backend::{BackendError, Signal};
 use crate::journal::{Journal, Renewal};
 use crate::profiles::Profile;
+use crate::redact::Redactor;
 
 /// Events one command may record; later ones are counted, not kept.
 pub(crate) const MAX_EVENTS_PER_COMMAND: usize = 5_000;
+/// Bytes of events (as JSON) one command may record; later ones are counted, not kept.
+pub(crate) const MAX_EVENT_BYTES_PER_COMMAND: usize = 8 << 20;
+/// The longest text field of one event (well under NATS's 1 MiB payload limit).
+pub(crate) const MAX_EVENT_TEXT_BYTES: usize = 64 * 1024;
+/// Phases kept for breadcrumbs (the first and the most recent).
+const MAX_PHASES: usize = 16;
 /// Beyond the kill grace, how long a stopping backend may take to return.
 const STOP_MARGIN: Duration = Duration::from_secs(2);
 
@@ -40,6 +47,8 @@ pub(crate) struct Supervision<'a> {
     pub command: &'a CommandCreate,
     pub message: &'a jetstream::Message,
     pub journal: &'a Journal,
+    /// Scrubs events as they arrive (before they are cut or summarized).
+    pub redactor: &'a Redactor,
     pub profile: &'a Profile,
     pub fencing_token: i64,
     pub lease: Duration,
@@ -94,6 +103,9 @@ impl Breadcrumbs {
 
     fn saw(&mut self, body: &EventBody) {
         if let EventBody::Phase { name } = body {
+            if self.phases.len() >= MAX_PHASES {
+                self.phases.remove(1);
+            }
             self.phases.push((name.clone(), Instant::now()));
         }
         self.last_event = Some(summary(body));
@@ -161,16 +173,67 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Runs the backend under supervision until it ends or a watchdog stops it.
+/// A text field cut to [`MAX_EVENT_TEXT_BYTES`] (its head, with a note).
+fn bound(text: &mut String) {
+    if text.len() <= MAX_EVENT_TEXT_BYTES {
+        return;
+    }
+    let mut end = MAX_EVENT_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("… [{cut} bytes cut]"));
+}
+
+/// An event as it is kept: redacted first (so no cut splits a secret), then bounded.
+fn scrubbed(redactor: &Redactor, body: EventBody) -> EventBody {
+    let mut body = match serde_json::to_value(&body) {
+        Ok(mut value) => {
+            redactor.redact_value(&mut value);
+            serde_json::from_value(value).unwrap_or(EventBody::Error {
+                message: "an event could not be redacted and was dropped".into(),
+                failure_kind: None,
+            })
+        }
+        Err(_) => body,
+    };
+    match &mut body {
+        EventBody::BackendStatus { status, detail } => {
+            bound(status);
+            if let Some(detail) = detail {
+                bound(detail);
+            }
+        }
+        EventBody::AssistantMessage { text } | EventBody::CommandOutput { text, .. } => {
+            bound(text);
+        }
+        EventBody::Diff { path, patch } => {
+            bound(patch);
+            if let Some(path) = path {
+                bound(path);
+            }
+        }
+        EventBody::Phase { name }
+        | EventBody::Step { name, .. }
+        | EventBody::Metric { name, .. } => {
+            bound(name);
+        }
+        EventBody::Error { message, .. } => bound(message),
+        EventBody::Progress { .. } | EventBody::TerminalStatus { .. } => {}
+    }
+    body
+}
+
+/// Runs `execution` (the backend's, with `received` its signals and `stop`
+/// its wind-down request) under supervision until it ends or a watchdog stops it.
 pub(crate) async fn supervise(
     s: Supervision<'_>,
-    backend: &dyn Backend,
-    ctx_parts: impl FnOnce(mpsc::UnboundedSender<Signal>, CancellationToken) -> ExecutionContext,
+    execution: impl Future<Output = Result<Value, BackendError>>,
+    mut received: mpsc::UnboundedReceiver<Signal>,
+    stop_backend: CancellationToken,
 ) -> Supervised {
-    let (signals, mut received) = mpsc::unbounded_channel();
-    let stop_backend = CancellationToken::new();
-    let ctx = ctx_parts(signals, stop_backend.clone());
-    let execution = backend.execute(s.command, &ctx);
     tokio::pin!(execution);
 
     let start = Instant::now();
@@ -179,6 +242,7 @@ pub(crate) async fn supervise(
     let max_duration_at = s.profile.max_duration.and_then(|t| start.checked_add(t));
     let mut crumbs = Breadcrumbs::new();
     let mut events = Vec::new();
+    let mut kept_bytes = 0usize;
     let mut dropped = 0u64;
     let mut cost: BTreeMap<String, f64> = BTreeMap::new();
     let mut heartbeat = tokio::time::interval(s.heartbeat);
@@ -190,6 +254,7 @@ pub(crate) async fn supervise(
                     events: &mut Vec<EventBody>,
                     cost: &mut BTreeMap<String, f64>|
      -> Option<String> {
+        let body = scrubbed(s.redactor, body);
         crumbs.last_activity = Instant::now();
         crumbs.saw(&body);
         let mut exhausted = None;
@@ -208,7 +273,10 @@ pub(crate) async fn supervise(
                 }
             }
         }
-        if events.len() < MAX_EVENTS_PER_COMMAND {
+        let size = serde_json::to_string(&body).map_or(0, |t| t.len());
+        if events.len() < MAX_EVENTS_PER_COMMAND && kept_bytes + size <= MAX_EVENT_BYTES_PER_COMMAND
+        {
+            kept_bytes += size;
             events.push(body);
         } else {
             dropped += 1;
@@ -325,7 +393,8 @@ pub(crate) async fn supervise(
     if dropped > 0 {
         events.push(EventBody::Error {
             message: format!(
-                "{dropped} further events were dropped (at most {MAX_EVENTS_PER_COMMAND} per command)"
+                "{dropped} further events were dropped (at most {MAX_EVENTS_PER_COMMAND} events or {} MiB per command)",
+                MAX_EVENT_BYTES_PER_COMMAND >> 20
             ),
             failure_kind: None,
         });
