@@ -47,6 +47,26 @@ pub enum ProducerError {
         /// How long.
         waited: std::time::Duration,
     },
+    /// The message is larger than the fleet or the server accepts; nothing was published.
+    #[error(
+        "not published: the {kind} message is {size} bytes; the limit is {limit} (max_payload)"
+    )]
+    TooLarge {
+        /// The message kind.
+        kind: &'static str,
+        /// Its size in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An authentication or TLS setting is unusable (the message names it, never its value).
+    #[error("{setting}: {detail}")]
+    Auth {
+        /// Which setting.
+        setting: String,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// An identifier is not a valid subject token.
     #[error(transparent)]
     Id(#[from] runfleet_schemas::IdError),

@@ -13,11 +13,14 @@
 //! Producers in other languages follow `schemas/README.md` instead.
 #![forbid(unsafe_code)]
 
+pub mod connect;
 mod error;
 pub mod follow;
+pub mod inspect;
 pub mod messages;
 mod producer;
 
+pub use connect::NatsAuth;
 pub use error::ProducerError;
 pub use messages::{new_cancel, new_command, new_run};
 pub use producer::{Accepted, Producer};

@@ -25,7 +25,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use futures::StreamExt;
-use runfleet_producer::{Producer, ProducerError, follow, new_cancel, new_command, new_run};
+use runfleet_producer::{
+    NatsAuth, Producer, ProducerError, follow, new_cancel, new_command, new_run,
+};
 use runfleet_schemas::{
     CommandId, CommandKind, Message, MessageKind, Receipt, ResourceBundle, RunId, SessionId,
     Tenant, TerminalCommandStatus, decode_any,
@@ -53,6 +55,11 @@ struct Cli {
         default_value = "nats://127.0.0.1:4222"
     )]
     nats_url: String,
+    /// A NATS credentials file (also `NATS_CREDS`; user/password, token,
+    /// NKey seed and TLS come from `NATS_USER`/`NATS_PASSWORD`, `NATS_TOKEN`,
+    /// `NATS_NKEY_SEED`, `NATS_CA`, `NATS_CERT`/`NATS_KEY`, `NATS_TLS`).
+    #[arg(long, global = true, env = "NATS_CREDS")]
+    creds: Option<PathBuf>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -241,7 +248,12 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             let code = match err.downcast_ref::<ProducerError>() {
-                Some(ProducerError::Invalid(_) | ProducerError::Id(_)) => EXIT_INVALID,
+                Some(
+                    ProducerError::Invalid(_)
+                    | ProducerError::Id(_)
+                    | ProducerError::TooLarge { .. }
+                    | ProducerError::Auth { .. },
+                ) => EXIT_INVALID,
                 Some(ProducerError::Timeout { .. }) => EXIT_TIMEOUT,
                 _ => 1,
             };
@@ -477,7 +489,11 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn connect(cli: &Cli) -> Result<Producer, ProducerError> {
-    Producer::connect(&cli.nats_url).await
+    let mut auth = NatsAuth::from_env();
+    if cli.creds.is_some() {
+        auth.creds_file.clone_from(&cli.creds);
+    }
+    Producer::connect_with(&cli.nats_url, &auth).await
 }
 
 async fn publish_file(cli: &Cli, file: &PathBuf) -> anyhow::Result<ExitCode> {

@@ -13,7 +13,12 @@ pub struct Producer {
     client: async_nats::Client,
     /// JetStream on that client (for acknowledged publishes).
     jetstream: jetstream::Context,
+    /// A limit below the server's `max_payload`, if any.
+    max_payload: Option<usize>,
 }
+
+/// The limit when the server does not say: NATS's default `max_payload`.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
 
 /// JetStream stored the message (or had stored it before).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,19 +37,49 @@ impl Producer {
     /// # Errors
     /// [`ProducerError::Connect`] when the server does not answer.
     pub async fn connect(url: &str) -> Result<Producer, ProducerError> {
-        let client = async_nats::connect(url)
-            .await
-            .map_err(|cause| ProducerError::Connect {
-                url: url.to_owned(),
-                cause,
-            })?;
-        Ok(Producer::from_client(client))
+        Producer::connect_with(url, &crate::NatsAuth::default()).await
+    }
+
+    /// Connects to NATS at `url` with authentication and TLS settings.
+    ///
+    /// # Errors
+    /// [`ProducerError::Auth`] for unusable settings, [`ProducerError::Connect`]
+    /// when the server does not answer or refuses the credentials.
+    pub async fn connect_with(
+        url: &str,
+        auth: &crate::NatsAuth,
+    ) -> Result<Producer, ProducerError> {
+        Ok(Producer::from_client(auth.connect(url).await?))
     }
 
     /// Wraps an existing client (with whatever authentication it was built with).
     pub fn from_client(client: async_nats::Client) -> Producer {
         let jetstream = jetstream::new(client.clone());
-        Producer { client, jetstream }
+        Producer {
+            client,
+            jetstream,
+            max_payload: None,
+        }
+    }
+
+    /// The largest message this producer publishes: the server's
+    /// `max_payload`, or less when [`Producer::with_max_payload`] says so.
+    pub fn max_payload(&self) -> usize {
+        let server = self.client.server_info().max_payload;
+        match (self.max_payload, server) {
+            (Some(mine), 0) => mine,
+            (Some(mine), server) => mine.min(server),
+            (None, 0) => DEFAULT_MAX_PAYLOAD,
+            (None, server) => server,
+        }
+    }
+
+    /// Refuses messages larger than `bytes` (the fleet's `max_payload`)
+    /// before they are sent.
+    #[must_use]
+    pub fn with_max_payload(mut self, bytes: usize) -> Producer {
+        self.max_payload = Some(bytes);
+        self
     }
 
     /// JetStream on the underlying client.
@@ -110,9 +145,31 @@ impl Producer {
     /// the contract (nothing is published); [`ProducerError::Publish`] when
     /// JetStream does not store it.
     pub async fn publish<M: Routed>(&self, message: &M) -> Result<Accepted, ProducerError> {
+        self.publish_traced(message, &new_traceparent()).await
+    }
+
+    /// [`Producer::publish`] under an existing W3C trace context: the
+    /// `traceparent` header travels with the message to the worker, its
+    /// events and its receipt (whose `traceparent` field repeats it).
+    ///
+    /// # Errors
+    /// As [`Producer::publish`].
+    pub async fn publish_traced<M: Routed>(
+        &self,
+        message: &M,
+        traceparent: &str,
+    ) -> Result<Accepted, ProducerError> {
         let value = serde_json::to_value(message)?;
         decode_value::<M>(value.clone())?;
         let payload = serde_json::to_vec(&value)?;
+        let limit = self.max_payload();
+        if payload.len() > limit {
+            return Err(ProducerError::TooLarge {
+                kind: M::KIND.as_str(),
+                size: payload.len(),
+                limit,
+            });
+        }
         let subject = message.subject();
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -120,6 +177,7 @@ impl Producer {
             headers::producer_msg_id(&message.msg_id(), &payload).as_str(),
         );
         headers.insert(headers::SCHEMA, M::KIND.as_str());
+        headers.insert(headers::TRACEPARENT, traceparent);
         let publish_error = |cause| ProducerError::Publish {
             subject: subject.clone(),
             cause,
@@ -137,4 +195,11 @@ impl Producer {
             duplicate: ack.duplicate,
         })
     }
+}
+
+/// A fresh W3C trace context (`00-<trace id>-<span id>-01`, sampled).
+pub fn new_traceparent() -> String {
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let span = uuid::Uuid::new_v4().simple().to_string();
+    format!("00-{trace}-{}-01", &span[..16])
 }

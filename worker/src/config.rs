@@ -1,146 +1,586 @@
-//! The worker's configuration: one typed struct, from flags with
-//! `RUNFLEET_*` environment fallbacks (and `NATS_URL`, `DATABASE_URL`).
-//! Durations are human-readable (`30s`, `5m`, `250ms`).
+//! The worker's configuration: one typed [`Settings`], layered
+//! defaults → TOML file (`--config` / `RUNFLEET_CONFIG`) → environment
+//! (`RUNFLEET_*`, `NATS_URL`, `DATABASE_URL`, `NATS_*` credentials) →
+//! command-line flags, validated at start with errors that name the key.
+//!
+//! Every key of the file is the flag's name with `_` (`ack_wait = "30s"`),
+//! plus the `[profiles.<name>]` tables of [`crate::profiles`]. Durations are
+//! human-readable (`30s`, `5m`, `250ms`). `runfleet-worker --dump-config`
+//! prints the effective configuration with secrets masked.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Parses `30s`, `5m`, `250ms` for clap.
-fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|err| format!("{text:?} is not a duration: {err}"))
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use runfleet_producer::NatsAuth;
+use serde::{Deserialize, Serialize};
+
+use crate::profiles::{Profile, Profiles, ProfilesError};
+
+/// Durations as human-readable text in files, the environment and dumps.
+mod human {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text)
+            .map_err(|err| serde::de::Error::custom(format!("{text:?} is not a duration: {err}")))
+    }
 }
 
-/// Where the worker connects.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Connections {
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file is missing or unreadable.
+    #[error("cannot read the configuration file {path}: {detail}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// A value has the wrong type or shape (the message names the key and where it came from).
+    #[error("configuration: {0}")]
+    Layer(String),
+    /// A value is out of range.
+    #[error("configuration: {key}: {message}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A backend profile is unusable.
+    #[error(transparent)]
+    Profiles(#[from] ProfilesError),
+}
+
+/// Every setting of a worker (the effective configuration).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
     /// The NATS server(s), comma-separated.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
-    /// The PostgreSQL database holding the journal.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://runfleet@127.0.0.1:54329/runfleet",
-        hide_env_values = true
-    )]
+    /// NATS authentication and TLS.
+    pub nats: NatsAuth,
+    /// The PostgreSQL database holding the journal (TLS with `sslmode=require`).
     pub database_url: String,
-}
-
-/// How streams and the work consumer are provisioned (`setup`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct StreamSettings {
     /// Replicas of every stream (1 locally, 3 on a cluster).
-    #[arg(long, env = "RUNFLEET_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
     /// The lease: how long a delivered message may go without an ack or an
     /// in-progress ack before JetStream redelivers it.
-    #[arg(long, env = "RUNFLEET_ACK_WAIT", default_value = "30s", value_parser = duration)]
+    #[serde(with = "human")]
     pub ack_wait: Duration,
     /// Deliveries of one message before the worker gives up on it (dead letter).
-    #[arg(long, env = "RUNFLEET_MAX_DELIVER", default_value_t = 10)]
     pub max_deliver: i64,
     /// Unacknowledged messages fleet-wide (size it to the fleet's concurrency).
-    #[arg(long, env = "RUNFLEET_MAX_ACK_PENDING", default_value_t = 4096)]
     pub max_ack_pending: i64,
-    /// JetStream's deduplication window for `Nats-Msg-Id` (PostgreSQL keeps the promise after it).
-    #[arg(long, env = "RUNFLEET_DEDUPE_WINDOW", default_value = "10m", value_parser = duration)]
+    /// JetStream's deduplication window for `Nats-Msg-Id`.
+    #[serde(with = "human")]
     pub dedupe_window: Duration,
     /// How long receipts stay in their stream.
-    #[arg(long, env = "RUNFLEET_RECEIPT_RETENTION", default_value = "7d", value_parser = duration)]
+    #[serde(with = "human")]
     pub receipt_retention: Duration,
-    /// How long events stay in their stream (PostgreSQL keeps the full log).
-    #[arg(long, env = "RUNFLEET_EVENT_RETENTION", default_value = "1d", value_parser = duration)]
+    /// How long events stay in their stream.
+    #[serde(with = "human")]
     pub event_retention: Duration,
-}
-
-/// How one worker runs.
-#[derive(Debug, Clone, clap::Args)]
-pub struct WorkerSettings {
     /// This worker's identity (default: `w-` and a fresh UUIDv7).
-    #[arg(long, env = "RUNFLEET_WORKER_ID")]
     pub worker_id: Option<String>,
     /// Messages this worker handles at once.
-    #[arg(long, env = "RUNFLEET_CONCURRENCY", default_value = "64")]
-    pub concurrency: NonZeroUsize,
+    pub concurrency: usize,
     /// PostgreSQL connections in this worker's pool.
-    #[arg(long, env = "RUNFLEET_PG_POOL", default_value_t = 8)]
     pub pg_pool_size: u32,
-    /// Group-commit transactions in flight per worker: the journal gathers the
-    /// begin and complete calls of concurrent commands into shared
-    /// transactions; fewer, larger batches cost less on a small machine.
-    #[arg(long, env = "RUNFLEET_GROUP_COMMITS", default_value_t = 2)]
+    /// Group-commit transactions in flight per worker.
     pub group_commits: usize,
     /// How long a command waits for its run to be created before it is dead-lettered.
-    #[arg(long, env = "RUNFLEET_RUN_WAIT", default_value = "30s", value_parser = duration)]
+    #[serde(with = "human")]
     pub run_wait: Duration,
-    /// How long a command holds its message waiting for its turn (earlier seq,
-    /// live lease) before handing it back to JetStream.
-    #[arg(long, env = "RUNFLEET_ORDER_WAIT", default_value = "60s", value_parser = duration)]
+    /// How long a command holds its message waiting for its turn.
+    #[serde(with = "human")]
     pub order_wait: Duration,
-    /// On SIGTERM/SIGINT, how long in-flight commands may take to finish
-    /// before they are aborted and handed back for redelivery.
-    #[arg(long, env = "RUNFLEET_SHUTDOWN_GRACE", default_value = "30s", value_parser = duration)]
+    /// On SIGTERM/SIGINT, how long in-flight commands may take to finish.
+    #[serde(with = "human")]
     pub shutdown_grace: Duration,
-    /// The configuration file (TOML) naming the backend profiles this worker
-    /// serves; without one it serves the `echo` profile.
-    #[arg(long = "config", env = "RUNFLEET_CONFIG")]
-    pub config_file: Option<PathBuf>,
-    /// Where runs' working directories are created (`<dir>/<tenant>/<run_id>`).
-    #[arg(long, env = "RUNFLEET_WORKDIR_ROOT", default_value_os_t = default_workdir_root())]
+    /// Where runs' working directories are created.
     pub workdir_root: PathBuf,
-    /// How long a command whose backend profile no worker serves waits
-    /// before it fails with `no-backend`.
-    #[arg(long, env = "RUNFLEET_SCHEDULE_TO_START", default_value = "5m", value_parser = duration)]
+    /// How long a command whose profile no worker serves waits before `no-backend`.
+    #[serde(with = "human")]
     pub schedule_to_start: Duration,
-    /// Lease renewals that may fail in a row before a command stops with `heartbeat-lost`.
-    #[arg(long, env = "RUNFLEET_MAX_MISSED_HEARTBEATS", default_value_t = 3)]
+    /// Lease renewals that may fail in a row before `heartbeat-lost`.
     pub max_missed_heartbeats: u32,
     /// Bound on each git invocation when materializing a resource bundle.
-    #[arg(long, env = "RUNFLEET_GIT_TIMEOUT", default_value = "5m", value_parser = duration)]
+    #[serde(with = "human")]
     pub git_timeout: Duration,
-    /// Append one line per `echo` execution to this file (for side-effect counting in tests).
-    #[arg(long, env = "RUNFLEET_ECHO_EFFECTS_FILE")]
+    /// Largest message (bytes) the worker accepts; larger ones are dead-lettered.
+    pub max_payload: usize,
+    /// The health and metrics listener (`/healthz`, `/readyz`, `/metrics`); off when unset.
+    pub http_addr: Option<SocketAddr>,
+    /// Log as JSON lines.
+    pub log_json: bool,
+    /// Append one line per `echo` execution to this file (side-effect counting in tests).
     pub echo_effects_file: Option<PathBuf>,
-    /// Crash-test hook: `exit-after-commit` makes the process abort right
-    /// after a receipt is committed, before it is published and acked.
-    #[arg(long, env = "RUNFLEET_FAILPOINT", hide = true)]
+    /// Crash-test hook (`exit-after-commit`); not for production.
     pub failpoint: Option<Failpoint>,
+    /// The backend profiles this worker serves (without any: `echo`).
+    pub profiles: BTreeMap<String, Profile>,
 }
 
-fn default_workdir_root() -> PathBuf {
-    std::env::temp_dir().join("runfleet").join("runs")
+/// The default maximum payload: 1 MiB, NATS's own default `max_payload`.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            nats: NatsAuth::default(),
+            database_url: "postgres://runfleet@127.0.0.1:54329/runfleet".into(),
+            replicas: 1,
+            ack_wait: Duration::from_secs(30),
+            max_deliver: 10,
+            max_ack_pending: 4096,
+            dedupe_window: Duration::from_secs(600),
+            receipt_retention: Duration::from_secs(7 * 86_400),
+            event_retention: Duration::from_secs(86_400),
+            worker_id: None,
+            concurrency: 64,
+            pg_pool_size: 8,
+            group_commits: 2,
+            run_wait: Duration::from_secs(30),
+            order_wait: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+            workdir_root: std::env::temp_dir().join("runfleet").join("runs"),
+            schedule_to_start: Duration::from_secs(300),
+            max_missed_heartbeats: 3,
+            git_timeout: Duration::from_secs(300),
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            http_addr: None,
+            log_json: false,
+            echo_effects_file: None,
+            failpoint: None,
+            profiles: BTreeMap::new(),
+        }
+    }
 }
 
 /// A point at which the worker crashes on purpose, for crash tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum Failpoint {
     /// Abort after the journal commit, before publishing and acking.
     ExitAfterCommit,
 }
 
-/// Everything `runfleet-worker run` needs.
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// Where to connect.
-    pub connections: Connections,
-    /// Stream and consumer settings (the lease and delivery limit come from here).
-    pub streams: StreamSettings,
-    /// This worker's own settings.
-    pub worker: WorkerSettings,
+/// The command line and environment layer: every value is optional, so
+/// what is not given falls through to the file and the defaults.
+#[derive(Debug, Clone, Default, clap::Args, Serialize)]
+pub struct Overrides {
+    /// The configuration file (TOML).
+    #[arg(long = "config", env = "RUNFLEET_CONFIG")]
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
+    /// The NATS server(s), comma-separated [default: nats://127.0.0.1:4222].
+    #[arg(long, env = "NATS_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_url: Option<String>,
+    /// The PostgreSQL database [default: postgres://runfleet@127.0.0.1:54329/runfleet].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Stream replicas [default: 1].
+    #[arg(long, env = "RUNFLEET_REPLICAS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<usize>,
+    /// The lease [default: 30s].
+    #[arg(long, env = "RUNFLEET_ACK_WAIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_wait: Option<String>,
+    /// Deliveries before a message is dead-lettered [default: 10].
+    #[arg(long, env = "RUNFLEET_MAX_DELIVER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_deliver: Option<i64>,
+    /// Unacknowledged messages fleet-wide [default: 4096].
+    #[arg(long, env = "RUNFLEET_MAX_ACK_PENDING")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ack_pending: Option<i64>,
+    /// JetStream's deduplication window [default: 10m].
+    #[arg(long, env = "RUNFLEET_DEDUPE_WINDOW")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedupe_window: Option<String>,
+    /// How long receipts stay in their stream [default: 7d].
+    #[arg(long, env = "RUNFLEET_RECEIPT_RETENTION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_retention: Option<String>,
+    /// How long events stay in their stream [default: 1d].
+    #[arg(long, env = "RUNFLEET_EVENT_RETENTION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_retention: Option<String>,
+    /// This worker's identity [default: w-<uuidv7>].
+    #[arg(long, env = "RUNFLEET_WORKER_ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+    /// Messages handled at once [default: 64].
+    #[arg(long, env = "RUNFLEET_CONCURRENCY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// PostgreSQL connections [default: 8].
+    #[arg(long, env = "RUNFLEET_PG_POOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_pool_size: Option<u32>,
+    /// Group-commit transactions in flight [default: 2].
+    #[arg(long, env = "RUNFLEET_GROUP_COMMITS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_commits: Option<usize>,
+    /// How long a command waits for its run [default: 30s].
+    #[arg(long, env = "RUNFLEET_RUN_WAIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_wait: Option<String>,
+    /// How long a command holds its message waiting for its turn [default: 60s].
+    #[arg(long, env = "RUNFLEET_ORDER_WAIT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_wait: Option<String>,
+    /// Time in-flight commands get on SIGTERM [default: 30s].
+    #[arg(long, env = "RUNFLEET_SHUTDOWN_GRACE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace: Option<String>,
+    /// Where runs' working directories are created [default: $TMPDIR/runfleet/runs].
+    #[arg(long, env = "RUNFLEET_WORKDIR_ROOT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workdir_root: Option<PathBuf>,
+    /// Wait before `no-backend` [default: 5m].
+    #[arg(long, env = "RUNFLEET_SCHEDULE_TO_START")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_to_start: Option<String>,
+    /// Failed renewals in a row before `heartbeat-lost` [default: 3].
+    #[arg(long, env = "RUNFLEET_MAX_MISSED_HEARTBEATS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_missed_heartbeats: Option<u32>,
+    /// Bound on each git invocation [default: 5m].
+    #[arg(long, env = "RUNFLEET_GIT_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_timeout: Option<String>,
+    /// Largest accepted message in bytes [default: 1048576].
+    #[arg(long, env = "RUNFLEET_MAX_PAYLOAD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_payload: Option<usize>,
+    /// Health and metrics listener address, e.g. 127.0.0.1:9464 [default: off].
+    #[arg(long, env = "RUNFLEET_HTTP_ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long, env = "RUNFLEET_LOG_JSON")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_json: Option<bool>,
+    /// Append one line per `echo` execution to this file (tests).
+    #[arg(long, env = "RUNFLEET_ECHO_EFFECTS_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echo_effects_file: Option<PathBuf>,
+    /// Crash-test hook: `exit-after-commit`.
+    #[arg(long, env = "RUNFLEET_FAILPOINT", hide = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failpoint: Option<Failpoint>,
 }
 
-impl WorkerConfig {
+impl Settings {
+    /// Layers defaults, the file, then `overrides` (environment and flags,
+    /// as clap read them) and `NATS_*` credentials, and validates the result.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key (and, for type errors, where it came from).
+    pub fn load(overrides: &Overrides) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = &overrides.config_file {
+            if !path.is_file() {
+                return Err(ConfigError::File {
+                    path: path.clone(),
+                    detail: "no such file".into(),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Serialized::defaults(overrides))
+            .merge(Serialized::default("nats", nats_env()));
+        let mut settings: Settings = figment
+            .extract()
+            .map_err(|err| ConfigError::Layer(describe(&err)))?;
+        // `--log-json` without a value means true; clap gives Some(true) then.
+        if let Some(json) = overrides.log_json {
+            settings.log_json = json;
+        }
+        settings.validate(overrides.config_file.as_deref())?;
+        Ok(settings)
+    }
+
+    fn validate(&self, file: Option<&Path>) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if self.concurrency == 0 {
+            return invalid("concurrency", "must be at least 1");
+        }
+        if self.pg_pool_size == 0 {
+            return invalid("pg_pool_size", "must be at least 1");
+        }
+        if self.group_commits == 0 {
+            return invalid("group_commits", "must be at least 1");
+        }
+        if self.max_deliver < 1 {
+            return invalid("max_deliver", "must be at least 1");
+        }
+        if self.max_ack_pending < 1 {
+            return invalid("max_ack_pending", "must be at least 1");
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return invalid("replicas", "must be between 1 and 5");
+        }
+        if self.ack_wait < Duration::from_millis(300) {
+            return invalid(
+                "ack_wait",
+                "must be at least 300ms (heartbeats run every third of it)",
+            );
+        }
+        if self.max_missed_heartbeats == 0 {
+            return invalid("max_missed_heartbeats", "must be at least 1");
+        }
+        if self.max_payload < 1024 {
+            return invalid("max_payload", "must be at least 1024 bytes");
+        }
+        if !self
+            .nats_url
+            .split(',')
+            .all(|u| u.trim().contains("://") || !u.trim().is_empty())
+        {
+            return invalid("nats_url", "expected nats://host:port[,nats://…]");
+        }
+        if self.database_url.parse::<tokio_postgres::Config>().is_err() {
+            return invalid(
+                "database_url",
+                "not a PostgreSQL URL (postgres://user@host:port/db)",
+            );
+        }
+        self.profiles_checked(file)?;
+        Ok(())
+    }
+
+    /// The profiles, validated (the default `echo` when none are configured).
+    ///
+    /// # Errors
+    /// [`ConfigError::Profiles`].
+    pub fn profiles_checked(&self, file: Option<&Path>) -> Result<Profiles, ConfigError> {
+        let path = file.unwrap_or(Path::new("the configuration"));
+        Ok(Profiles::from_map(path, self.profiles.clone())?)
+    }
+
+    /// The effective configuration as TOML, with every secret masked.
+    pub fn dump(&self) -> String {
+        let mut shown = self.clone();
+        shown.nats = self.nats.masked();
+        shown.nats_url = mask_userinfo(&self.nats_url);
+        shown.database_url = mask_userinfo(&self.database_url);
+        toml::to_string_pretty(&shown).unwrap_or_else(|err| format!("# cannot print: {err}\n"))
+    }
+
     /// The worker id, generated when not configured.
     pub fn worker_id(&self) -> String {
-        self.worker
-            .worker_id
+        self.worker_id
             .clone()
             .unwrap_or_else(|| format!("w-{}", uuid::Uuid::now_v7().simple()))
     }
 
+    /// The stream settings (for `setup`).
+    pub fn streams(&self) -> StreamSettings {
+        StreamSettings {
+            replicas: self.replicas,
+            ack_wait: self.ack_wait,
+            max_deliver: self.max_deliver,
+            max_ack_pending: self.max_ack_pending,
+            dedupe_window: self.dedupe_window,
+            receipt_retention: self.receipt_retention,
+            event_retention: self.event_retention,
+        }
+    }
+
     /// Interval of in-progress acks and lease renewals: a third of the lease.
     pub fn heartbeat_interval(&self) -> Duration {
-        self.streams.ack_wait / 3
+        self.ack_wait / 3
+    }
+
+    /// Messages handled at once.
+    pub fn concurrency(&self) -> NonZeroUsize {
+        NonZeroUsize::new(self.concurrency).unwrap_or(NonZeroUsize::MIN)
+    }
+}
+
+/// Figment's error, with the key, the value and where it came from.
+fn describe(err: &figment::Error) -> String {
+    err.clone()
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(figment::Source::File(path)) => path.display().to_string(),
+                    _ => m.name.to_string(),
+                })
+                .unwrap_or_default();
+            let source = if source.contains("Overrides") {
+                "the environment or the command line".to_owned()
+            } else if source.contains("Value") {
+                "the NATS_* environment".to_owned()
+            } else if source.contains("Settings") {
+                "the defaults".to_owned()
+            } else {
+                source
+            };
+            let kind = e.kind.to_string();
+            match (key.is_empty(), source.is_empty()) {
+                (false, false) => format!("{key}: {kind} (from {source})"),
+                (false, true) => format!("{key}: {kind}"),
+                _ => kind,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The `NATS_*` credential variables (only those set).
+fn nats_env() -> serde_json::Value {
+    let auth = NatsAuth::from_env();
+    let mut value = serde_json::to_value(&auth).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.retain(|_, v| !v.is_null() && v != &serde_json::Value::Bool(false));
+    }
+    value
+}
+
+/// `scheme://user:secret@host` → `scheme://user:********@host` (each of a comma list).
+pub fn mask_userinfo(urls: &str) -> String {
+    urls.split(',')
+        .map(|u| match (u.find("://"), u.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &u[scheme + 3..at];
+                let user = userinfo.split(':').next().unwrap_or_default();
+                let masked = if userinfo.contains(':') {
+                    format!("{user}:{}", runfleet_producer::connect::MASK)
+                } else {
+                    runfleet_producer::connect::MASK.to_owned()
+                };
+                format!("{}{masked}{}", &u[..scheme + 3], &u[at..])
+            }
+            _ => u.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// How streams and the work consumer are provisioned (`setup`).
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Replicas of every stream.
+    pub replicas: usize,
+    /// The lease.
+    pub ack_wait: Duration,
+    /// Deliveries of one message before the worker gives up on it.
+    pub max_deliver: i64,
+    /// Unacknowledged messages fleet-wide.
+    pub max_ack_pending: i64,
+    /// JetStream's deduplication window.
+    pub dedupe_window: Duration,
+    /// How long receipts stay in their stream.
+    pub receipt_retention: Duration,
+    /// How long events stay in their stream.
+    pub event_retention: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(file: &str, overrides: Overrides) -> Result<Settings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("worker.toml");
+        std::fs::write(&path, file).unwrap();
+        Settings::load(&Overrides {
+            config_file: Some(path),
+            ..overrides
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn layers_defaults_file_then_overrides() {
+        let settings = load(
+            "ack_wait = \"12s\"\nconcurrency = 5\n[profiles.echo]\nkind = \"echo\"\n",
+            Overrides {
+                concurrency: Some(7),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(settings.ack_wait, Duration::from_secs(12), "from the file");
+        assert_eq!(settings.concurrency, 7, "the override wins");
+        assert_eq!(settings.max_deliver, 10, "the default");
+        assert!(settings.profiles.contains_key("echo"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = load("concurrency = \"many\"\n", Overrides::default()).unwrap_err();
+        assert!(
+            err.contains("concurrency") && err.contains("worker.toml"),
+            "{err}"
+        );
+        let err = load("ack_wait = \"soon\"\n", Overrides::default()).unwrap_err();
+        assert!(
+            err.contains("ack_wait") && err.contains("not a duration"),
+            "{err}"
+        );
+        let err = load("colour = 1\n", Overrides::default()).unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+        let err = load("concurrency = 0\n", Overrides::default()).unwrap_err();
+        assert_eq!(err, "configuration: concurrency: must be at least 1");
+        let err = load(
+            "",
+            Overrides {
+                ack_wait: Some("x".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.contains("ack_wait"), "{err}");
+    }
+
+    #[test]
+    fn the_dump_masks_secrets() {
+        let mut settings = Settings {
+            database_url: "postgres://app:hunter2@db:5432/runfleet".into(),
+            nats_url: "nats://worker:s3cret@n1:4222,nats://n2:4222".into(),
+            ..Settings::default()
+        };
+        settings.nats.token = Some("t0k3n-value".into());
+        let dump = settings.dump();
+        for secret in ["hunter2", "s3cret", "t0k3n-value"] {
+            assert!(!dump.contains(secret), "{secret} in\n{dump}");
+        }
+        assert!(
+            dump.contains("postgres://app:********@db:5432/runfleet"),
+            "{dump}"
+        );
+        assert!(dump.contains("ack_wait = \"30s\""), "{dump}");
     }
 }

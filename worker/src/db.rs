@@ -1,7 +1,54 @@
 //! The PostgreSQL connection pool (`bb8` + `tokio-postgres`).
+//!
+//! TLS follows the URL's `sslmode`: `disable` never, `prefer` (the default)
+//! when the server offers it, `require` always; the server's certificate is
+//! verified against the system's root certificates (rustls).
+
+use std::sync::Arc;
 
 use bb8_postgres::PostgresConnectionManager;
-use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// The TLS connector for PostgreSQL connections.
+type Tls = MakeRustlsConnect;
+
+/// A TLS connector trusting the system's root certificates.
+///
+/// # Errors
+/// [`DbError::Tls`] when no TLS configuration can be built.
+pub fn tls() -> Result<Tls, DbError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+    .map_err(|err| DbError::Tls(err.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// Connects one client to `url` (its connection future must be spawned).
+///
+/// # Errors
+/// [`DbError`] when the server does not answer or refuses.
+pub async fn connect(
+    url: &str,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        tokio_postgres::Connection<
+            tokio_postgres::Socket,
+            <Tls as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+        >,
+    ),
+    DbError,
+> {
+    Ok(tokio_postgres::connect(url, tls()?).await?)
+}
 
 /// A PostgreSQL failure.
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +59,9 @@ pub enum DbError {
     /// No connection could be had from the pool in time.
     #[error("PostgreSQL pool: {0}")]
     Pool(String),
+    /// TLS could not be set up.
+    #[error("PostgreSQL TLS: {0}")]
+    Tls(String),
     /// A stored value did not have the expected shape.
     #[error("PostgreSQL returned an unexpected value: {0}")]
     Unexpected(String),
@@ -30,7 +80,7 @@ impl From<bb8::RunError<tokio_postgres::Error>> for DbError {
 #[derive(Debug, Clone)]
 pub struct Pool {
     /// The bb8 pool.
-    inner: bb8::Pool<PostgresConnectionManager<NoTls>>,
+    inner: bb8::Pool<PostgresConnectionManager<Tls>>,
     /// The URL, for connections outside the pool (migrations, LISTEN).
     url: String,
 }
@@ -42,7 +92,7 @@ impl Pool {
     /// [`DbError`] when the URL is invalid or the server does not answer.
     pub async fn connect(url: &str, size: u32) -> Result<Pool, DbError> {
         let config: tokio_postgres::Config = url.parse()?;
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config, tls()?);
         let inner = bb8::Pool::builder()
             .max_size(size.max(1))
             .connection_timeout(std::time::Duration::from_secs(10))
@@ -62,7 +112,7 @@ impl Pool {
     /// [`DbError::Pool`] when none is free in time.
     pub async fn get(
         &self,
-    ) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<NoTls>>, DbError> {
+    ) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<Tls>>, DbError> {
         Ok(self.inner.get().await?)
     }
 
@@ -71,7 +121,7 @@ impl Pool {
     /// # Errors
     /// [`DbError::Postgres`] when the server does not answer.
     pub async fn dedicated(&self) -> Result<tokio_postgres::Client, DbError> {
-        let (client, connection) = tokio_postgres::connect(&self.url, NoTls).await?;
+        let (client, connection) = connect(&self.url).await?;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "dedicated PostgreSQL connection ended");

@@ -4,13 +4,13 @@
 //! runfleet-worker run       # the default: pull and execute work until SIGTERM/SIGINT
 //! runfleet-worker setup     # create or update streams, the consumer and migrations
 //! runfleet-worker check     # NATS version and JetStream, PostgreSQL reachability
+//! runfleet-worker --dump-config   # the effective configuration, secrets masked
 //! ```
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use runfleet_worker::config::{Connections, StreamSettings, WorkerConfig, WorkerSettings};
-use runfleet_worker::profiles::Profiles;
+use runfleet_worker::config::{Overrides, Settings};
 use runfleet_worker::redact::{RedactingWriter, Redactor};
 use runfleet_worker::{preflight, worker};
 use tokio_util::sync::CancellationToken;
@@ -19,14 +19,11 @@ use tokio_util::sync::CancellationToken;
 #[command(name = "runfleet-worker", version, about = "The runfleet worker fleet")]
 struct Cli {
     #[command(flatten)]
-    connections: Connections,
-    #[command(flatten)]
-    streams: StreamSettings,
-    #[command(flatten)]
-    worker: WorkerSettings,
-    /// Log as JSON lines.
-    #[arg(long, env = "RUNFLEET_LOG_JSON")]
-    log_json: bool,
+    overrides: Overrides,
+    /// Print the effective configuration (defaults, file, environment,
+    /// flags), secrets masked, and exit.
+    #[arg(long)]
+    dump_config: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -62,33 +59,36 @@ fn init_tracing(json: bool, redactor: Redactor) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let profiles = match Profiles::load(cli.worker.config_file.as_deref()) {
+    let config = match Settings::load(&cli.overrides) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.dump_config {
+        print!("{}", config.dump());
+        return ExitCode::SUCCESS;
+    }
+    let profiles = match config.profiles_checked(cli.overrides.config_file.as_deref()) {
         Ok(profiles) => profiles,
         Err(err) => {
             eprintln!("error: {err}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
     let redactor = worker::redactor_for(&profiles);
-    init_tracing(cli.log_json, redactor.clone());
-    let config = WorkerConfig {
-        connections: cli.connections,
-        streams: cli.streams,
-        worker: cli.worker,
-    };
+    init_tracing(config.log_json, redactor.clone());
     let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Check => preflight::run(
-            &config.connections.nats_url,
-            &config.connections.database_url,
-        )
-        .await
-        .map(|report| {
-            println!(
-                "ok: nats-server {} with JetStream, PostgreSQL {}",
-                report.nats_version, report.postgres_version
-            );
-        })
-        .map_err(anyhow::Error::from),
+        Command::Check => preflight::run(&config)
+            .await
+            .map(|report| {
+                println!(
+                    "ok: nats-server {} with JetStream, PostgreSQL {}",
+                    report.nats_version, report.postgres_version
+                );
+            })
+            .map_err(anyhow::Error::from),
         Command::Setup => worker::setup(&config)
             .await
             .map(|applied| {

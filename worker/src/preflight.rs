@@ -58,7 +58,13 @@ pub enum PreflightError {
         /// The URL tried.
         url: String,
         /// The client's reason.
-        cause: async_nats::ConnectError,
+        cause: String,
+    },
+    /// PostgreSQL could not be used for another reason (TLS set-up).
+    #[error("cannot use PostgreSQL: {detail}")]
+    NoPostgres {
+        /// Why.
+        detail: String,
     },
     /// The server is older than [`MIN_NATS_SERVER`] (or says a version we cannot read).
     #[error(
@@ -119,18 +125,18 @@ pub async fn check_nats(client: &async_nats::Client, url: &str) -> Result<Versio
 ///
 /// # Errors
 /// The first [`PreflightError`] found.
-pub async fn run(nats_url: &str, database_url: &str) -> Result<Report, PreflightError> {
-    let client =
-        async_nats::connect(nats_url)
+pub async fn run(config: &crate::config::Settings) -> Result<Report, PreflightError> {
+    let client = crate::worker::connect_nats(config).await?;
+    let nats_version = check_nats(&client, &config.nats_url).await?;
+    let (pg, connection) =
+        crate::db::connect(&config.database_url)
             .await
-            .map_err(|cause| PreflightError::NatsConnect {
-                url: nats_url.to_owned(),
-                cause,
+            .map_err(|err| match err {
+                crate::db::DbError::Postgres(cause) => PreflightError::Postgres { cause },
+                other => PreflightError::NoPostgres {
+                    detail: other.to_string(),
+                },
             })?;
-    let nats_version = check_nats(&client, nats_url).await?;
-    let (pg, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
-        .await
-        .map_err(|cause| PreflightError::Postgres { cause })?;
     let driver = tokio::spawn(connection);
     let postgres_version: String = pg
         .query_one("SHOW server_version", &[])

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The default SIGTERM → SIGKILL grace.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
@@ -74,7 +74,7 @@ struct ConfigFile {
 }
 
 /// Which backend implementation a profile uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
     /// The deterministic built-in backend.
@@ -84,7 +84,7 @@ pub enum BackendKind {
 }
 
 /// Whether a `process` profile spawns per command or keeps one process per run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProcessMode {
     /// A fresh process for every command (the default).
@@ -97,7 +97,7 @@ pub enum ProcessMode {
 }
 
 /// One backend profile.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// The backend implementation.
@@ -120,16 +120,36 @@ pub struct Profile {
     #[serde(default)]
     pub secret_env: Vec<String>,
     /// `process`: SIGTERM, then SIGKILL after this long.
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(
+        default,
+        deserialize_with = "duration",
+        serialize_with = "show_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kill_grace: Option<Duration>,
     /// No event or output for this long ends the command with `inactivity-timeout`.
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(
+        default,
+        deserialize_with = "duration",
+        serialize_with = "show_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub inactivity_timeout: Option<Duration>,
     /// A command running longer than this ends with `max-duration`.
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(
+        default,
+        deserialize_with = "duration",
+        serialize_with = "show_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_duration: Option<Duration>,
     /// `per-run`: a kept process idle this long is closed.
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(
+        default,
+        deserialize_with = "duration",
+        serialize_with = "show_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub idle_timeout: Option<Duration>,
 }
 
@@ -242,6 +262,24 @@ impl Profiles {
         Profiles::parse(path, &text)
     }
 
+    /// Validates profiles read from the configuration (`path` names it in
+    /// errors); none means the default, `echo`.
+    ///
+    /// # Errors
+    /// [`ProfilesError::Invalid`] naming the profile and the key.
+    pub fn from_map(
+        path: &Path,
+        profiles: BTreeMap<String, Profile>,
+    ) -> Result<Profiles, ProfilesError> {
+        if profiles.is_empty() {
+            return Ok(Profiles::default());
+        }
+        for (name, profile) in &profiles {
+            profile.validate(path, name)?;
+        }
+        Ok(Profiles { profiles })
+    }
+
     /// Parses a configuration file's text (`path` names it in errors).
     ///
     /// # Errors
@@ -278,6 +316,16 @@ impl Profiles {
     /// The names served.
     pub fn names(&self) -> Vec<String> {
         self.profiles.keys().cloned().collect()
+    }
+}
+
+fn show_duration<S: Serializer>(
+    value: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(d) => serializer.serialize_str(&humantime::format_duration(*d).to_string()),
+        None => serializer.serialize_none(),
     }
 }
 

@@ -32,6 +32,31 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
+/// The schema version this build expects (its newest migration).
+pub fn expected_migration_version() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The schema version the database is at (0 before the first migration).
+///
+/// # Errors
+/// [`DbError`] when the database cannot be read.
+pub async fn applied_migration_version(pool: &Pool) -> Result<i64, DbError> {
+    let conn = pool.get().await?;
+    let row = conn
+        .query_one(
+            "SELECT coalesce(max(version), 0)::bigint FROM schema_migrations",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Why provisioning failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {

@@ -25,12 +25,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backends;
 use crate::cancels::Cancels;
-use crate::config::WorkerConfig;
+use crate::config::{ConfigError, Settings};
 use crate::db::{DbError, Pool};
 use crate::handler;
+use crate::http;
 use crate::journal::Journal;
+use crate::metrics::Metrics;
 use crate::preflight::{self, PreflightError};
-use crate::profiles::{Profiles, ProfilesError};
+use crate::profiles::Profiles;
+use crate::readiness::WorkerReadiness;
 use crate::redact::Redactor;
 use crate::run_log::RunLog;
 use crate::setup::{self, SetupError};
@@ -56,16 +59,19 @@ pub enum WorkerError {
     /// PostgreSQL failed.
     #[error(transparent)]
     Db(#[from] DbError),
-    /// The configuration file is unusable.
+    /// The health and metrics listener could not start.
     #[error(transparent)]
-    Profiles(#[from] ProfilesError),
+    Http(#[from] crate::http::HttpError),
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// What every message handler shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// The configuration.
-    pub config: WorkerConfig,
+    pub config: Settings,
     /// This worker's id.
     pub worker_id: String,
     /// The journal.
@@ -84,6 +90,8 @@ pub(crate) struct Shared {
     pub waiters: Waiters,
     /// Running commands, to stop when cancelled.
     pub cancels: Cancels,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
     /// Cancelled when in-flight work must stop now (after the shutdown grace).
     pub abort: CancellationToken,
 }
@@ -96,30 +104,31 @@ impl Shared {
 
     /// The delivery limit, as a delivery count.
     pub fn max_deliver(&self) -> u64 {
-        u64::try_from(self.config.streams.max_deliver)
+        u64::try_from(self.config.max_deliver)
             .unwrap_or(u64::MAX)
             .max(1)
     }
 }
 
-/// Connects to NATS and checks it (version, JetStream).
+/// Connects to NATS (with the configured authentication and TLS) and
+/// checks it (version, JetStream).
 ///
 /// # Errors
 /// [`PreflightError`].
-pub async fn connect_nats(url: &str) -> Result<async_nats::Client, PreflightError> {
-    let addrs: Vec<async_nats::ServerAddr> = url
-        .split(',')
-        .filter_map(|u| u.trim().parse().ok())
-        .collect();
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(addrs)
+pub async fn connect_nats(config: &Settings) -> Result<async_nats::Client, PreflightError> {
+    let url = runfleet_producer::connect::without_userinfo(&config.nats_url);
+    let client = config
+        .nats
+        .connect(&config.nats_url)
         .await
         .map_err(|cause| PreflightError::NatsConnect {
-            url: url.to_owned(),
-            cause,
+            url: url.clone(),
+            cause: match cause {
+                runfleet_producer::ProducerError::Connect { cause, .. } => cause.to_string(),
+                other => other.to_string(),
+            },
         })?;
-    preflight::check_nats(&client, url).await?;
+    preflight::check_nats(&client, &url).await?;
     Ok(client)
 }
 
@@ -127,11 +136,11 @@ pub async fn connect_nats(url: &str) -> Result<async_nats::Client, PreflightErro
 ///
 /// # Errors
 /// [`WorkerError`].
-pub async fn setup(config: &WorkerConfig) -> Result<usize, WorkerError> {
-    let client = connect_nats(&config.connections.nats_url).await?;
-    let pool = Pool::connect(&config.connections.database_url, 2).await?;
+pub async fn setup(config: &Settings) -> Result<usize, WorkerError> {
+    let client = connect_nats(config).await?;
+    let pool = Pool::connect(&config.database_url, 2).await?;
     let applied = setup::migrate(&pool).await?;
-    setup::ensure_streams(&jetstream::new(client.clone()), &config.streams).await?;
+    setup::ensure_streams(&jetstream::new(client.clone()), &config.streams()).await?;
     let _ = client.flush().await;
     Ok(applied)
 }
@@ -140,15 +149,10 @@ pub async fn setup(config: &WorkerConfig) -> Result<usize, WorkerError> {
 ///
 /// # Errors
 /// [`WorkerError`] when start-up fails; once running, failures are retried, not returned.
-pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> Result<(), WorkerError> {
-    let profiles = Profiles::load(config.worker.config_file.as_deref())?;
-    run_with(
-        config,
-        profiles,
-        redactor_for(&Profiles::default()),
-        shutdown,
-    )
-    .await
+pub async fn run(config: Settings, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    let profiles = config.profiles_checked(None)?;
+    let redactor = redactor_for(&profiles);
+    run_with(config, profiles, redactor, shutdown).await
 }
 
 /// The redactor for a worker serving `profiles`: credential patterns plus
@@ -163,37 +167,50 @@ pub fn redactor_for(profiles: &Profiles) -> Redactor {
 /// # Errors
 /// [`WorkerError`] when start-up fails.
 pub async fn run_with(
-    config: WorkerConfig,
+    config: Settings,
     profiles: Profiles,
     redactor: Redactor,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
     let redactor = redactor.with_secrets(profiles.iter().flat_map(|(_, p)| p.secret_values()));
     let worker_id = config.worker_id();
-    let client = connect_nats(&config.connections.nats_url).await?;
+    let client = connect_nats(&config).await?;
     let js = jetstream::new(client.clone());
-    let pool = Pool::connect(&config.connections.database_url, config.worker.pg_pool_size).await?;
+    let pool = Pool::connect(&config.database_url, config.pg_pool_size).await?;
     setup::migrate(&pool).await?;
-    let consumer = setup::ensure_streams(&js, &config.streams).await?;
-    let control = setup::ensure_control_consumer(&js, &config.streams).await?;
-    let journal = Journal::new(pool.clone(), config.worker.group_commits);
+    let streams = config.streams();
+    let consumer = setup::ensure_streams(&js, &streams).await?;
+    let control = setup::ensure_control_consumer(&js, &streams).await?;
+    let journal = Journal::new(pool.clone(), config.group_commits);
     journal.register_worker(&worker_id, &hostname()).await?;
-    tracing::info!(worker.id = %worker_id, concurrency = config.worker.concurrency.get(), profiles = ?profiles.names(), "worker started");
+    tracing::info!(worker.id = %worker_id, concurrency = config.concurrency().get(), profiles = ?profiles.names(), "worker started");
 
     let run_log = RunLog {
         journal: journal.clone(),
         jetstream: js.clone(),
         redactor: redactor.clone(),
     };
-    let backends = Backends::new(
-        &profiles,
-        config.worker.echo_effects_file.clone(),
-        Some(run_log),
-    );
+    let backends = Backends::new(&profiles, config.echo_effects_file.clone(), Some(run_log));
     let background = CancellationToken::new();
     let waiters = Waiters::default();
     tokio::spawn(waiters.clone().listen(client.clone(), background.clone()));
     let cancels = Cancels::default();
+    let metrics = Metrics::new();
+    if let Some(addr) = config.http_addr {
+        let readiness = Arc::new(WorkerReadiness {
+            client: client.clone(),
+            pool: pool.clone(),
+        });
+        http::serve(addr, metrics.clone(), readiness, background.clone()).await?;
+    }
+    tokio::spawn({
+        let (client, pool, stop) = (client.clone(), pool.clone(), background.clone());
+        async move {
+            if let Err(err) = crate::service::serve(client, pool, stop).await {
+                tracing::warn!(error = %err, "the runfleet micro service stopped");
+            }
+        }
+    });
     tokio::spawn(keep_registered(
         journal.clone(),
         worker_id.clone(),
@@ -208,9 +225,10 @@ pub async fn run_with(
         client: client.clone(),
         backends: backends.clone(),
         redactor,
-        run_dirs: RunDirs::new(config.worker.workdir_root.clone()),
+        run_dirs: RunDirs::new(config.workdir_root.clone()),
         waiters,
         cancels: cancels.clone(),
+        metrics: metrics.clone(),
         abort: CancellationToken::new(),
     });
     tokio::spawn(cancels.listen(client.clone(), background.clone(), {
@@ -226,11 +244,11 @@ pub async fn run_with(
         background.clone(),
     ));
     let control_task = tokio::spawn(pull_control(control, shared.clone(), shutdown.clone()));
-    let slots = Arc::new(Semaphore::new(config.worker.concurrency.get()));
+    let slots = Arc::new(Semaphore::new(config.concurrency().get()));
     let mut tasks = JoinSet::new();
     pull_until_shutdown(&consumer, &shared, &slots, &mut tasks, &shutdown).await;
 
-    drain(&shared, &mut tasks, config.worker.shutdown_grace).await;
+    drain(&shared, &mut tasks, config.shutdown_grace).await;
     let _ = control_task.await;
     backends.shutdown().await;
     background.cancel();

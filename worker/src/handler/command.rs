@@ -48,6 +48,8 @@ struct Turn<'a> {
     command: CommandCreate,
     traceparent: Option<String>,
     key: String,
+    /// The run's backend profile, once known (for metrics).
+    profile: std::sync::OnceLock<String>,
 }
 
 pub(super) async fn handle(
@@ -64,7 +66,14 @@ pub(super) async fn handle(
     let key = run_key(command.tenant.as_str(), command.run_id.as_str());
     // `instrument`, not `span.enter()`: a guard held across `.await` would
     // leak the span into whatever else runs on this thread.
-    let span = tracing::info_span!("command", run.id = %command.run_id, command.id = %command.command_id, tenant = %command.tenant, seq = command.seq);
+    let span = tracing::info_span!(
+        "command",
+        run.id = %command.run_id,
+        command.id = %command.command_id,
+        tenant = %command.tenant,
+        seq = command.seq,
+        traceparent = traceparent.as_deref().unwrap_or_default(),
+    );
     let turn = Turn {
         shared,
         message,
@@ -72,6 +81,7 @@ pub(super) async fn handle(
         command,
         traceparent,
         key,
+        profile: std::sync::OnceLock::new(),
     };
     turn.run().instrument(span).await
 }
@@ -94,7 +104,7 @@ impl Turn<'_> {
                     &self.command,
                     attempt_i64(self.delivery),
                     &shared.worker_id,
-                    shared.config.streams.ack_wait,
+                    shared.config.ack_wait,
                 )
                 .await?;
             match begin {
@@ -125,7 +135,7 @@ impl Turn<'_> {
                 }
                 Begin::NoRun(why) => return self.no_run(why).await,
                 Begin::Wait(why) => {
-                    if waiting_since.elapsed() >= shared.config.worker.order_wait {
+                    if waiting_since.elapsed() >= shared.config.order_wait {
                         if self.delivery.attempt >= shared.max_deliver() {
                             return self.give_up_waiting(why).await;
                         }
@@ -160,6 +170,7 @@ impl Turn<'_> {
         let started_at = Utc::now();
         let run: RunCreate = decode_value(run_spec)
             .map_err(|e| crate::db::DbError::Unexpected(format!("stored run: {e}")))?;
+        let _ = self.profile.set(run.backend_profile.to_string());
         let Some((profile, backend)) = shared.backends.get(run.backend_profile.as_str()) else {
             return self.unserved(&claim, &run).await;
         };
@@ -196,6 +207,9 @@ impl Turn<'_> {
             return self.commit(&claim, started_at, ending).await;
         }
 
+        shared
+            .metrics
+            .command_started(run.backend_profile.as_str(), run.tenant.as_str());
         // Cancels reach the command from here on, while its workspace is
         // prepared as much as while it runs.
         let cancel = shared.cancels.register(
@@ -215,12 +229,13 @@ impl Turn<'_> {
             command: &self.command,
             message: self.message,
             journal: &shared.journal,
+            metrics: &shared.metrics,
             redactor: &shared.redactor,
             profile,
             fencing_token: claim.token,
-            lease: shared.config.streams.ack_wait,
+            lease: shared.config.ack_wait,
             heartbeat: shared.config.heartbeat_interval(),
-            max_missed_heartbeats: shared.config.worker.max_missed_heartbeats,
+            max_missed_heartbeats: shared.config.max_missed_heartbeats,
             abort: &shared.abort,
             cancelled: &cancel.token,
             budgets: &run.budgets,
@@ -351,7 +366,7 @@ impl Turn<'_> {
         ctx.emit(EventBody::Phase {
             name: "workspace".into(),
         });
-        match materialize(bundle, &dir, self.shared.config.worker.git_timeout).await {
+        match materialize(bundle, &dir, self.shared.config.git_timeout).await {
             Ok(Materialized::AlreadyPresent) => Ok(()),
             Ok(Materialized::Fresh { description, took }) => {
                 ctx.emit(EventBody::BackendStatus {
@@ -382,7 +397,7 @@ impl Turn<'_> {
             .signed_duration_since(self.delivery.published)
             .to_std()
             .unwrap_or_default();
-        let limit = shared.config.worker.schedule_to_start;
+        let limit = shared.config.schedule_to_start;
         // At the delivery limit too: a NAK there would strand the message and
         // wedge the run behind it.
         if waited >= limit || self.delivery.attempt >= shared.max_deliver() {
@@ -482,12 +497,13 @@ impl Turn<'_> {
             .await?
         {
             Complete::Committed => {
-                if shared.config.worker.failpoint == Some(Failpoint::ExitAfterCommit) {
+                if shared.config.failpoint == Some(Failpoint::ExitAfterCommit) {
                     tracing::warn!("failpoint exit-after-commit: aborting before publish and ack");
                     std::process::abort();
                 }
                 shared.announce(self.command.tenant.as_str(), self.command.run_id.as_str());
                 let commit_ms = committing.elapsed().as_secs_f64() * 1e3;
+                self.count_outcome(&receipt, committing.elapsed());
                 let publishing = Instant::now();
                 let traceparent = self.traceparent.as_deref();
                 tokio::try_join!(
@@ -505,6 +521,23 @@ impl Turn<'_> {
                 Ok(Disposition::Leave)
             }
         }
+    }
+
+    /// Metrics for a committed outcome.
+    fn count_outcome(&self, receipt: &Receipt, commit: Duration) {
+        let metrics = &self.shared.metrics;
+        let profile = self.profile.get().map_or("-", String::as_str);
+        let tenant = receipt.tenant.as_str();
+        metrics.observe_journal_commit(commit.as_secs_f64());
+        match &receipt.failure {
+            None => metrics.command_completed(profile, tenant),
+            Some(failure) => metrics.command_failed(profile, tenant, failure.kind.as_str()),
+        }
+        let end_to_end = Utc::now()
+            .signed_duration_since(self.delivery.published)
+            .to_std()
+            .unwrap_or_default();
+        metrics.observe_end_to_end(profile, tenant, end_to_end.as_secs_f64());
     }
 
     /// Republishes a stored receipt and its events; executes nothing.
@@ -529,6 +562,7 @@ impl Turn<'_> {
             publish_all(&shared.jetstream, &events, receipt.traceparent.as_deref()).await?;
         }
         publish(&shared.jetstream, &receipt, receipt.traceparent.as_deref()).await?;
+        shared.metrics.command_replayed(receipt.tenant.as_str());
         tracing::info!("replayed the stored receipt");
         Ok(Disposition::Ack)
     }
@@ -611,7 +645,7 @@ impl Turn<'_> {
             .signed_duration_since(self.delivery.published)
             .to_std()
             .unwrap_or_default();
-        let run_wait = shared.config.worker.run_wait;
+        let run_wait = shared.config.run_wait;
         if waited >= run_wait || self.delivery.attempt >= shared.max_deliver() {
             let why = format!(
                 "{why} after waiting {} for it",

@@ -28,26 +28,39 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
         worker.id = %shared.worker_id,
     );
     async {
-        let checked = match subjects::parse(&delivery.subject) {
-            None => Err(format!("{} is not a runfleet subject", delivery.subject)),
-            Some(parsed) => decode::<ControlCancel>(&message.payload)
-                .map_err(|err| err.to_string())
-                .and_then(|cancel| {
-                    match subject_mismatch(&parsed, cancel.tenant.as_str(), cancel.run_id.as_str())
-                    {
-                        Some(why) => Err(why),
-                        None => Ok(cancel),
-                    }
-                }),
+        let size = message.payload.len();
+        let checked = if size > shared.config.max_payload {
+            Err((
+                FailureKind::PayloadTooLarge,
+                format!(
+                    "the message is {size} bytes; this fleet accepts at most {} (max_payload)",
+                    shared.config.max_payload
+                ),
+            ))
+        } else {
+            match subjects::parse(&delivery.subject) {
+                None => Err(format!("{} is not a runfleet subject", delivery.subject)),
+                Some(parsed) => decode::<ControlCancel>(&message.payload)
+                    .map_err(|err| err.to_string())
+                    .and_then(|cancel| {
+                        match subject_mismatch(
+                            &parsed,
+                            cancel.tenant.as_str(),
+                            cancel.run_id.as_str(),
+                        ) {
+                            Some(why) => Err(why),
+                            None => Ok(cancel),
+                        }
+                    }),
+            }
+            .map_err(|why| (FailureKind::SchemaInvalid, why))
         };
         let outcome = match checked {
             Ok(cancel) => apply(shared, &cancel)
                 .await
                 .map(|()| Disposition::Ack)
                 .map_err(super::Retryable::from),
-            Err(why) => {
-                dead_letter(shared, &message, &delivery, FailureKind::SchemaInvalid, why).await
-            }
+            Err((kind, why)) => dead_letter(shared, &message, &delivery, kind, why).await,
         };
         let mut disposition = match outcome {
             Ok(disposition) => disposition,

@@ -12,6 +12,9 @@ use super::{Delivery, Disposition, Retryable};
 use crate::publisher::publish;
 use crate::worker::Shared;
 
+/// The largest payload a dead letter's stream copy carries.
+const MAX_PUBLISHED_PAYLOAD: usize = 256 * 1024;
+
 /// Dead-letters the delivered message and returns [`Disposition::Term`].
 ///
 /// # Errors
@@ -86,7 +89,23 @@ pub(crate) async fn dead_letter(
         dead_lettered_at: chrono::Utc::now(),
     };
     let stored = shared.journal.insert_dead_letter(&letter).await?;
-    let stored: DeadLetter = decode_value(stored).unwrap_or(letter);
+    shared
+        .metrics
+        .dead_lettered(letter.tenant.as_str(), reason.as_str());
+    let mut stored: DeadLetter = decode_value(stored).unwrap_or(letter);
+    // The stream's copy must fit NATS's payload limit; PostgreSQL keeps the whole.
+    if stored.payload.len() > MAX_PUBLISHED_PAYLOAD {
+        let mut end = MAX_PUBLISHED_PAYLOAD;
+        while !stored.payload.is_char_boundary(end) {
+            end -= 1;
+        }
+        stored.message = format!(
+            "{} [this copy holds the first {end} of {} payload bytes; the dead_letters table in PostgreSQL has all of it]",
+            stored.message,
+            stored.payload.len()
+        );
+        stored.payload.truncate(end);
+    }
     publish(&shared.jetstream, &stored, None).await?;
     Ok(Disposition::Term)
 }

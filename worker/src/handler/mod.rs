@@ -77,6 +77,11 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
         attempt = delivery.attempt,
         worker.id = %shared.worker_id,
     );
+    let _in_flight = shared.metrics.in_flight();
+    if delivery.attempt > 1 {
+        let tenant = subjects::parse(&delivery.subject).map_or("-", |p| p.tenant);
+        shared.metrics.command_redelivered(tenant);
+    }
     async move {
         let received = std::time::Instant::now();
         let (mut disposition, failure) = match dispatch(shared, &message, &delivery).await {
@@ -138,6 +143,14 @@ async fn dispatch(
     message: &jetstream::Message,
     delivery: &Delivery,
 ) -> Result<Disposition, Retryable> {
+    let size = message.payload.len();
+    if size > shared.config.max_payload {
+        let why = format!(
+            "the message is {size} bytes; this fleet accepts at most {} (max_payload)",
+            shared.config.max_payload
+        );
+        return dead_letter(shared, message, delivery, FailureKind::PayloadTooLarge, why).await;
+    }
     let checked = match subjects::parse(&delivery.subject) {
         None => Err(format!(
             "{} is not a runfleet work subject",

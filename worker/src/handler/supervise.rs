@@ -47,6 +47,8 @@ pub(crate) struct Supervision<'a> {
     pub command: &'a CommandCreate,
     pub message: &'a jetstream::Message,
     pub journal: &'a Journal,
+    /// Counts lease renewals.
+    pub metrics: &'a crate::metrics::Metrics,
     /// Scrubs events as they arrive (before they are cut or summarized).
     pub redactor: &'a Redactor,
     pub profile: &'a Profile,
@@ -332,7 +334,10 @@ pub(crate) async fn supervise(
                 )));
             }
             _ = heartbeat.tick() => match renew(&s).await {
-                Ok(Renewal::Renewed) => missed = 0,
+                Ok(Renewal::Renewed) => {
+                    s.metrics.lease_renewed();
+                    missed = 0;
+                }
                 Ok(Renewal::Lost) => {
                     break Err(Stop::Failed(BackendError::new(
                         FailureKind::HeartbeatLost,
@@ -346,6 +351,7 @@ pub(crate) async fn supervise(
                     )));
                 }
                 Err(err) => {
+                    s.metrics.lease_renewal_failed();
                     missed += 1;
                     tracing::warn!(error = %err, missed, "lease renewal failed");
                     if missed >= s.max_missed_heartbeats {
