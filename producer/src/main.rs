@@ -8,6 +8,8 @@
 //! runfleet status --tenant acme <run-id>
 //! runfleet cancel --tenant acme <run-id> [--command <command-id>] [--reason "…"]
 //! runfleet session show --tenant acme <session-id>
+//! runfleet fleet [--watch]                # workers, in-flight, counts, dead-letter depth
+//! runfleet dlq list [--tenant acme] | show <id> | redrive <id>
 //! runfleet validate message.json          # check a message against the contract
 //! runfleet publish message.json           # validate, then publish on its subject
 //! ```
@@ -26,7 +28,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use futures::StreamExt;
 use runfleet_producer::{
-    NatsAuth, Producer, ProducerError, follow, new_cancel, new_command, new_run,
+    NatsAuth, Producer, ProducerError, follow, inspect, new_cancel, new_command, new_run,
 };
 use runfleet_schemas::{
     CommandId, CommandKind, Message, MessageKind, Receipt, ResourceBundle, RunId, SessionId,
@@ -123,6 +125,16 @@ enum Cmd {
     /// Sessions.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// The fleet at a glance: workers (alive, last seen, in flight), commands
+    /// and runs by state, dead-letter depth.
+    Fleet {
+        /// Refresh every 2 s until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Dead letters: list, show, re-drive.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Check a message (a file, or `-` for stdin) against the contract.
     Validate {
         /// The message file; `-` reads stdin.
@@ -184,6 +196,33 @@ fn parse_budget(text: &str) -> Result<(String, f64), String> {
         ));
     }
     Ok((currency.to_owned(), amount))
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Dead letters, newest first.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Include those already re-driven.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One dead letter in full: reason, payload, headers, delivery history.
+    Show {
+        /// Its id.
+        id: String,
+    },
+    /// Publish the original message again (a new delivery history, the
+    /// original idempotency key).
+    Redrive {
+        /// Its id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -340,8 +379,10 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 report(cli, &json, || command.command_id.to_string());
                 return Ok(ExitCode::SUCCESS);
             }
-            let receipt = producer.wait_for_receipt(&command, *timeout).await?;
-            Ok(print_receipt(cli, &receipt))
+            let progress = waiting(cli, &command.command_id.to_string(), *timeout);
+            let receipt = producer.wait_for_receipt(&command, *timeout).await;
+            progress.finish_and_clear();
+            Ok(print_receipt(cli, &receipt?))
         }
         Cmd::Wait {
             target,
@@ -350,14 +391,12 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         } => {
             let (tenant, run_id) = target.parse().map_err(ProducerError::from)?;
             let producer = connect(cli).await?;
-            eprintln!(
-                "waiting up to {} for the receipt of {command}…",
-                humantime::format_duration(*timeout)
-            );
+            let progress = waiting(cli, command, *timeout);
             let receipt =
                 follow::wait_for_receipt(producer.jetstream(), &tenant, &run_id, command, *timeout)
-                    .await?;
-            Ok(print_receipt(cli, &receipt))
+                    .await;
+            progress.finish_and_clear();
+            Ok(print_receipt(cli, &receipt?))
         }
         Cmd::Events {
             target,
@@ -434,6 +473,70 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     field("last_run_status"),
                     field("last_activity"),
                     field("last_event_seq"),
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Fleet { watch } => {
+            let producer = connect(cli).await?;
+            loop {
+                let stats = inspect::fleet_stats(producer.client()).await?;
+                if *watch && !cli.json {
+                    print!("\x1b[2J\x1b[H");
+                }
+                report(cli, &stats, || fleet_text(&stats));
+                if !*watch {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+        Cmd::Dlq(DlqCommand::List { tenant, limit, all }) => {
+            let producer = connect(cli).await?;
+            let listed =
+                inspect::dlq_list(producer.client(), tenant.as_deref(), *limit, *all).await?;
+            report(cli, &listed, || {
+                let letters = listed["dead_letters"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let mut text = format!("{} dead letter(s)", letters.len());
+                for d in &letters {
+                    text.push_str(&format!(
+                        "\n  {}  {}  {:<22} {}  {}{}",
+                        d["dead_letter_id"].as_str().unwrap_or_default(),
+                        d["created_at"].as_str().unwrap_or_default(),
+                        d["reason"].as_str().unwrap_or_default(),
+                        d["tenant"].as_str().unwrap_or_default(),
+                        d["message"].as_str().unwrap_or_default(),
+                        if d["redriven_at"].is_null() {
+                            ""
+                        } else {
+                            "  (re-driven)"
+                        },
+                    ));
+                }
+                text
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Dlq(DlqCommand::Show { id }) => {
+            let producer = connect(cli).await?;
+            let shown = inspect::dlq_show(producer.client(), id).await?;
+            report(cli, &shown, || {
+                serde_json::to_string_pretty(&shown).unwrap_or_default()
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Dlq(DlqCommand::Redrive { id }) => {
+            let producer = connect(cli).await?;
+            let done = inspect::dlq_redrive(producer.client(), id).await?;
+            report(cli, &done, || {
+                format!(
+                    "re-driven: published again on {} (stream {} seq {})",
+                    done["subject"].as_str().unwrap_or_default(),
+                    done["stream"].as_str().unwrap_or_default(),
+                    done["sequence"]
                 )
             });
             Ok(ExitCode::SUCCESS)
@@ -535,6 +638,63 @@ async fn publish_file(cli: &Cli, file: &PathBuf) -> anyhow::Result<ExitCode> {
         )
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// A spinner with the elapsed time on stderr while a receipt is awaited
+/// (hidden when stderr is not a terminal, or with `--json`).
+fn waiting(cli: &Cli, command: &str, timeout: Duration) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if cli.json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar.set_message(format!(
+        "waiting up to {} for the receipt of {command}…",
+        humantime::format_duration(timeout)
+    ));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// The fleet overview as text.
+fn fleet_text(stats: &serde_json::Value) -> String {
+    let mut text = String::from("workers:\n");
+    for w in stats["workers"].as_array().cloned().unwrap_or_default() {
+        text.push_str(&format!(
+            "  {:<24} {:<5} in flight {:>4}  last seen {}  host {}\n",
+            w["worker_id"].as_str().unwrap_or_default(),
+            if w["alive"].as_bool().unwrap_or(false) {
+                "alive"
+            } else {
+                "gone"
+            },
+            w["in_flight"],
+            w["last_seen"].as_str().unwrap_or_default(),
+            w["host"].as_str().unwrap_or_default(),
+        ));
+    }
+    let counts = |key: &str| {
+        stats[key]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, v)| v.as_i64().unwrap_or(0) > 0)
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    text.push_str(&format!("commands: {}\n", counts("commands_by_status")));
+    text.push_str(&format!("runs: {}\n", counts("runs_by_status")));
+    text.push_str(&format!(
+        "dead letters: {} pending, {} re-driven",
+        stats["dead_letters"]["pending"], stats["dead_letters"]["redriven"]
+    ));
+    text
 }
 
 fn status_word(status: TerminalCommandStatus) -> &'static str {
