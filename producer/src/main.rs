@@ -379,7 +379,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 report(cli, &json, || command.command_id.to_string());
                 return Ok(ExitCode::SUCCESS);
             }
-            let progress = waiting(cli, &command.command_id.to_string(), *timeout);
+            let progress = waiting(cli, command.command_id.as_str(), *timeout);
             let receipt = producer.wait_for_receipt(&command, *timeout).await;
             progress.finish_and_clear();
             Ok(print_receipt(cli, &receipt?))
