@@ -7,7 +7,7 @@ RUN cargo build --release --locked -p runfleet-worker -p runfleet-producer
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin runfleet
 COPY --from=build /src/target/release/runfleet-worker /usr/local/bin/runfleet-worker
