@@ -20,16 +20,21 @@ async fn ordered_messages(
         what,
         detail: err.to_string(),
     };
-    let stream_handle = js
-        .get_stream(stream)
-        .await
-        .map_err(|e| read_error(format!("stream {stream}"), &e))?;
-    let consumer = stream_handle
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: subject.to_owned(),
-            deliver_policy: consumer::DeliverPolicy::All,
-            ..Default::default()
-        })
+    // A named consumer created directly on the stream (no stream-info
+    // lookup): the create request's subject then carries the filter,
+    // `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`, which is what NATS
+    // permissions can confine to a tenant's own subjects
+    // (deploy/nats/tenants.conf).
+    let consumer: consumer::Consumer<consumer::pull::OrderedConfig> = js
+        .create_consumer_on_stream(
+            consumer::pull::OrderedConfig {
+                name: Some(format!("runfleet-reader-{}", uuid::Uuid::new_v4().simple())),
+                filter_subject: subject.to_owned(),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            },
+            stream,
+        )
         .await
         .map_err(|e| read_error(format!("a consumer on {subject}"), &e))?;
     consumer

@@ -399,12 +399,14 @@ async fn a_tenant_reaches_only_its_own_subjects() {
         .wait_for("Permissions Violation for Publish to \"runfleet.evt.acme.run-1\"")
         .await;
 
-    // (c) Its own events: readable with a named ordered consumer (the filter
-    // is then part of the create subject). `follow::events` cannot yet: it
-    // reads the stream's info (`$JS.API.STREAM.INFO.RUNFLEET_EVENTS`) and
-    // creates an unnamed consumer (`$JS.API.CONSUMER.CREATE.RUNFLEET_EVENTS`,
-    // any filter in the body), both refused to tenants; read acme's events
-    // with it here once it creates named consumers directly.
+    // (c) Its own events: readable with the producer library (which creates
+    // named ordered consumers, so the filter is part of the create subject)…
+    let followed_own = first_event_followed(producer.jetstream(), &acme, &run_1).await;
+    assert!(
+        read_event_of(&followed_own, &acme),
+        "follow::events reads the tenant's own events: {followed_own:?}"
+    );
+    // …and with a named ordered consumer of its own.
     let name = format!("acme-{}", uuid::Uuid::now_v7().simple());
     let mut own = ordered_events(producer.jetstream(), &name, &subjects::event(&acme, &run_1))
         .await

@@ -36,6 +36,7 @@ pub mod run_log;
 pub mod service;
 pub mod sessions;
 pub mod setup;
+pub mod telemetry;
 pub mod waiters;
 pub mod worker;
 pub mod workspace;
