@@ -17,6 +17,9 @@ pub struct Producer {
     max_payload: Option<usize>,
 }
 
+/// Room kept for the headers when checking a message against the limit.
+const HEADER_ALLOWANCE: usize = 1024;
+
 /// The limit when the server does not say: NATS's default `max_payload`.
 pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
 
@@ -163,7 +166,8 @@ impl Producer {
         decode_value::<M>(value.clone())?;
         let payload = serde_json::to_vec(&value)?;
         let limit = self.max_payload();
-        if payload.len() > limit {
+        // NATS counts the headers too (id, schema, traceparent: well under 1 KiB).
+        if payload.len() + HEADER_ALLOWANCE > limit {
             return Err(ProducerError::TooLarge {
                 kind: M::KIND.as_str(),
                 size: payload.len(),

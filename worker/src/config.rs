@@ -189,7 +189,7 @@ pub struct Overrides {
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
     /// The NATS server(s), comma-separated [default: nats://127.0.0.1:4222].
-    #[arg(long, env = "NATS_URL")]
+    #[arg(long, env = "NATS_URL", hide_env_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nats_url: Option<String>,
     /// The PostgreSQL database [default: postgres://runfleet@127.0.0.1:54329/runfleet].
@@ -276,8 +276,14 @@ pub struct Overrides {
     #[arg(long, env = "RUNFLEET_HTTP_ADDR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_addr: Option<String>,
-    /// Log as JSON lines.
-    #[arg(long, env = "RUNFLEET_LOG_JSON")]
+    /// Log as JSON lines (`--log-json`, or `RUNFLEET_LOG_JSON=1|true`).
+    #[arg(
+        long,
+        env = "RUNFLEET_LOG_JSON",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_json: Option<bool>,
     /// Append one line per `echo` execution to this file (tests).
@@ -358,10 +364,11 @@ impl Settings {
         if self.max_payload < 1024 {
             return invalid("max_payload", "must be at least 1024 bytes");
         }
-        if !self
+        if self
             .nats_url
             .split(',')
-            .all(|u| u.trim().contains("://") || !u.trim().is_empty())
+            .map(str::trim)
+            .any(|u| u.is_empty() || u.parse::<async_nats::ServerAddr>().is_err())
         {
             return invalid("nats_url", "expected nats://host:port[,nats://…]");
         }
@@ -390,7 +397,37 @@ impl Settings {
         shown.nats = self.nats.masked();
         shown.nats_url = mask_userinfo(&self.nats_url);
         shown.database_url = mask_userinfo(&self.database_url);
-        toml::to_string_pretty(&shown).unwrap_or_else(|err| format!("# cannot print: {err}\n"))
+        let text =
+            toml::to_string_pretty(&shown).unwrap_or_else(|err| format!("# cannot print: {err}\n"));
+        // Belt and braces: `?password=` in URLs, key=value DSNs, tokens.
+        crate::redact::Redactor::new(self.secret_values())
+            .redact(&text)
+            .into_owned()
+    }
+
+    /// The configured secret values (passwords, tokens, seeds), for the redactor.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut secrets: Vec<String> = [
+            self.nats.password.clone(),
+            self.nats.token.clone(),
+            self.nats.nkey_seed.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        for url in self.nats_url.split(',') {
+            if let Ok(parsed) = url::Url::parse(url.trim())
+                && let Some(password) = parsed.password()
+            {
+                secrets.push(password.to_owned());
+            }
+        }
+        if let Ok(config) = self.database_url.parse::<tokio_postgres::Config>()
+            && let Some(password) = config.get_password()
+        {
+            secrets.push(String::from_utf8_lossy(password).into_owned());
+        }
+        secrets
     }
 
     /// The worker id, generated when not configured.
@@ -426,7 +463,8 @@ impl Settings {
 
 /// Figment's error, with the key, the value and where it came from.
 fn describe(err: &figment::Error) -> String {
-    err.clone()
+    let text = err
+        .clone()
         .into_iter()
         .map(|e| {
             let key = e.path.join(".");
@@ -447,7 +485,17 @@ fn describe(err: &figment::Error) -> String {
             } else {
                 source
             };
-            let kind = e.kind.to_string();
+            // A secret's value never goes into a message, even a wrong one.
+            let secret = key == "database_url" || key == "nats_url" || key.starts_with("nats.");
+            let kind = if secret {
+                "has the wrong type or shape (its value is not shown)".to_owned()
+            } else {
+                e.kind.to_string()
+            };
+            if secret {
+                // Not `key: …`, which the redactor would take for a credential.
+                return format!("{key} {kind} (from {source})");
+            }
             match (key.is_empty(), source.is_empty()) {
                 (false, false) => format!("{key}: {kind} (from {source})"),
                 (false, true) => format!("{key}: {kind}"),
@@ -455,7 +503,11 @@ fn describe(err: &figment::Error) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    // A parse error quotes the offending line: scrub credential patterns.
+    crate::redact::Redactor::default()
+        .redact(&text)
+        .into_owned()
 }
 
 /// The `NATS_*` credential variables (only those set).
@@ -566,6 +618,21 @@ mod tests {
     }
 
     #[test]
+    fn errors_never_echo_a_secret() {
+        let err = load("[nats]\ntoken = 918273645\n", Overrides::default()).unwrap_err();
+        assert!(
+            err.contains("nats.token") && !err.contains("918273645"),
+            "{err}"
+        );
+        let err = load(
+            "database_url = \"postgres://a:TOMLPW@h/x\n",
+            Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(!err.contains("TOMLPW"), "{err}");
+    }
+
+    #[test]
     fn the_dump_masks_secrets() {
         let mut settings = Settings {
             database_url: "postgres://app:hunter2@db:5432/runfleet".into(),
@@ -577,10 +644,12 @@ mod tests {
         for secret in ["hunter2", "s3cret", "t0k3n-value"] {
             assert!(!dump.contains(secret), "{secret} in\n{dump}");
         }
-        assert!(
-            dump.contains("postgres://app:********@db:5432/runfleet"),
-            "{dump}"
-        );
+        assert!(dump.contains("@db:5432/runfleet"), "{dump}");
         assert!(dump.contains("ack_wait = \"30s\""), "{dump}");
+        let query = Settings {
+            database_url: "postgres://db/x?password=QueryPW1".into(),
+            ..Settings::default()
+        };
+        assert!(!query.dump().contains("QueryPW1"));
     }
 }

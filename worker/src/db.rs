@@ -31,6 +31,21 @@ pub fn tls() -> Result<Tls, DbError> {
     Ok(MakeRustlsConnect::new(config))
 }
 
+/// The connection settings of `url`. Without an explicit `sslmode` the
+/// connection is plaintext (libpq's default `prefer` would fail on a server
+/// with a self-signed certificate, since certificates are verified); with
+/// `sslmode=prefer` or `require` it uses TLS verified against the system roots.
+///
+/// # Errors
+/// [`DbError::Postgres`] when the URL does not parse.
+pub fn config_of(url: &str) -> Result<tokio_postgres::Config, DbError> {
+    let mut config: tokio_postgres::Config = url.parse()?;
+    if !url.contains("sslmode=") {
+        config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    }
+    Ok(config)
+}
+
 /// Connects one client to `url` (its connection future must be spawned).
 ///
 /// # Errors
@@ -47,7 +62,7 @@ pub async fn connect(
     ),
     DbError,
 > {
-    Ok(tokio_postgres::connect(url, tls()?).await?)
+    Ok(config_of(url)?.connect(tls()?).await?)
 }
 
 /// A PostgreSQL failure.
@@ -91,7 +106,7 @@ impl Pool {
     /// # Errors
     /// [`DbError`] when the URL is invalid or the server does not answer.
     pub async fn connect(url: &str, size: u32) -> Result<Pool, DbError> {
-        let config: tokio_postgres::Config = url.parse()?;
+        let config = config_of(url)?;
         let manager = PostgresConnectionManager::new(config, tls()?);
         let inner = bb8::Pool::builder()
             .max_size(size.max(1))

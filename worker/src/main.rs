@@ -12,8 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use runfleet_worker::config::{Overrides, Settings};
 use runfleet_worker::redact::{RedactingWriter, Redactor};
-use runfleet_worker::{preflight, worker};
+use runfleet_worker::{preflight, telemetry, worker};
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 #[derive(Debug, Parser)]
 #[command(name = "runfleet-worker", version, about = "The runfleet worker fleet")]
@@ -39,20 +42,32 @@ enum Command {
 }
 
 /// Logs go through the redactor: no log line carries a credential pattern
-/// or a profile's secret value.
+/// or a profile's secret value. With the `otel` feature and
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are also exported over OTLP.
 fn init_tracing(json: bool, redactor: Redactor) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
             "info,async_nats=warn,refinery_core=warn,tokio_postgres=warn",
         )
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (otel, otel_error) = match telemetry::try_otel_layer() {
+        Ok(layer) => (layer, None),
+        Err(err) => (None, Some(err)),
+    };
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(RedactingWriter::new(redactor, std::io::stderr));
-    if json {
-        builder.json().init();
+    let fmt = if json {
+        fmt.json().boxed()
     } else {
-        builder.init();
+        fmt.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(otel)
+        .with(fmt)
+        .init();
+    if let Some(err) = otel_error {
+        tracing::warn!(error = %err, "OpenTelemetry trace export is off");
     }
 }
 
@@ -77,8 +92,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let redactor = worker::redactor_for(&profiles);
+    // The redactor also knows the configured passwords, tokens and seeds.
+    let redactor = worker::redactor_for(&profiles).with_secrets(config.secret_values());
     init_tracing(config.log_json, redactor.clone());
+    let redactor_for_errors = redactor.clone();
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Check => preflight::run(&config)
             .await
@@ -103,10 +120,11 @@ async fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
         }
     };
+    telemetry::shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", redactor_for_errors.redact(&format!("{err:#}")));
             ExitCode::FAILURE
         }
     }

@@ -127,7 +127,8 @@ pub async fn check_nats(client: &async_nats::Client, url: &str) -> Result<Versio
 /// The first [`PreflightError`] found.
 pub async fn run(config: &crate::config::Settings) -> Result<Report, PreflightError> {
     let client = crate::worker::connect_nats(config).await?;
-    let nats_version = check_nats(&client, &config.nats_url).await?;
+    let url = runfleet_producer::connect::without_userinfo(&config.nats_url);
+    let nats_version = check_nats(&client, &url).await?;
     let (pg, connection) =
         crate::db::connect(&config.database_url)
             .await

@@ -20,6 +20,9 @@ pub struct WorkerReadiness {
     pub client: async_nats::Client,
     /// The journal's pool.
     pub pool: Pool,
+    /// Cancelled when the worker starts shutting down (it is then not ready
+    /// for new work while it drains).
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Readiness for WorkerReadiness {
@@ -51,7 +54,15 @@ impl Readiness for WorkerReadiness {
                     ),
                 ),
             };
-            vec![nats, postgres, migrations]
+            let mut checks = vec![nats, postgres, migrations];
+            if self.stopping.is_cancelled() {
+                checks.push(status(
+                    "worker",
+                    false,
+                    "shutting down: draining in-flight commands",
+                ));
+            }
+            checks
         })
     }
 }

@@ -64,6 +64,15 @@ pub async fn summary(
     }))
 }
 
+/// Whether `reply` is an inbox: `_INBOX.…` or the tenant's own `_INBOX_<tenant>.…`.
+fn reply_is_an_inbox(reply: &str, tenant: &str) -> bool {
+    reply.starts_with("_INBOX.")
+        || reply
+            .strip_prefix("_INBOX_")
+            .and_then(|rest| rest.strip_prefix(tenant))
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
 /// Answers session requests until `stop`.
 pub async fn serve(client: async_nats::Client, pool: Pool, stop: CancellationToken) {
     let mut requests = match client
@@ -89,6 +98,13 @@ pub async fn serve(client: async_nats::Client, pool: Pool, stop: CancellationTok
         };
         let mut tokens = request.subject.as_str().splitn(4, '.').skip(2);
         let (tenant, session) = (tokens.next().unwrap_or(""), tokens.next().unwrap_or(""));
+        // Answer only into an inbox: the worker may publish almost anywhere,
+        // and a reply subject is the requester's choice (a tenant must not
+        // make the worker write into another tenant's subjects).
+        if !reply_is_an_inbox(reply.as_str(), tenant) {
+            tracing::warn!(reply = %reply, tenant, "session request with a reply subject that is not an inbox; ignored");
+            continue;
+        }
         let answer = match summary(&pool, tenant, session).await {
             Ok(Some(summary)) => summary,
             Ok(None) => json!({ "error": format!("tenant {tenant} has no session {session}") }),
@@ -97,5 +113,23 @@ pub async fn serve(client: async_nats::Client, pool: Pool, stop: CancellationTok
         if let Err(err) = client.publish(reply, answer.to_string().into()).await {
             tracing::debug!(error = %err, "could not answer a session request");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reply_is_an_inbox;
+
+    #[test]
+    fn answers_go_to_inboxes_only() {
+        assert!(reply_is_an_inbox("_INBOX.abc.1", "acme"));
+        assert!(reply_is_an_inbox("_INBOX_acme.abc.1", "acme"));
+        assert!(!reply_is_an_inbox("_INBOX_acmeX.abc", "acme"));
+        assert!(!reply_is_an_inbox("_INBOX_globex.abc", "acme"));
+        assert!(!reply_is_an_inbox("runfleet.receipt.globex.r1", "acme"));
+        assert!(!reply_is_an_inbox(
+            "$JS.API.STREAM.PURGE.RUNFLEET_WORK",
+            "acme"
+        ));
     }
 }

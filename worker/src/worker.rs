@@ -172,7 +172,9 @@ pub async fn run_with(
     redactor: Redactor,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
-    let redactor = redactor.with_secrets(profiles.iter().flat_map(|(_, p)| p.secret_values()));
+    let redactor = redactor
+        .with_secrets(profiles.iter().flat_map(|(_, p)| p.secret_values()))
+        .with_secrets(config.secret_values());
     let worker_id = config.worker_id();
     let client = connect_nats(&config).await?;
     let js = jetstream::new(client.clone());
@@ -200,6 +202,7 @@ pub async fn run_with(
         let readiness = Arc::new(WorkerReadiness {
             client: client.clone(),
             pool: pool.clone(),
+            stopping: shutdown.clone(),
         });
         http::serve(addr, metrics.clone(), readiness, background.clone()).await?;
     }

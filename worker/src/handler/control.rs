@@ -27,6 +27,14 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
         attempt = delivery.attempt,
         worker.id = %shared.worker_id,
     );
+    crate::telemetry::set_parent(
+        &span,
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(runfleet_schemas::headers::TRACEPARENT))
+            .map(|v| v.as_str()),
+    );
     async {
         let size = message.payload.len();
         let checked = if size > shared.config.max_payload {

@@ -77,6 +77,14 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
         attempt = delivery.attempt,
         worker.id = %shared.worker_id,
     );
+    crate::telemetry::set_parent(
+        &span,
+        message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(runfleet_schemas::headers::TRACEPARENT))
+            .map(|v| v.as_str()),
+    );
     let _in_flight = shared.metrics.in_flight();
     if delivery.attempt > 1 {
         let tenant = subjects::parse(&delivery.subject).map_or("-", |p| p.tenant);
