@@ -133,9 +133,16 @@ async fn health_metrics_fleet_tools_payload_limits_and_no_credentials_anywhere()
         .map(|v| v.to_string());
     assert_eq!(header.as_deref(), Some(traceparent), "events carry it too");
 
-    // Metrics.
-    let (status, metrics) = get(port, "/metrics").await;
-    assert_eq!(status, 200);
+    // Metrics (the message is settled a moment after its receipt is committed).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let (status, metrics) = get(port, "/metrics").await;
+        assert_eq!(status, 200);
+        if metrics.contains("runfleet_in_flight_commands 0") || Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     for line in [
         "runfleet_commands_started_total{profile=\"echo\",tenant=\"acme\"} 1",
         "runfleet_commands_completed_total{profile=\"echo\",tenant=\"acme\"} 1",
