@@ -168,7 +168,8 @@ impl Turn<'_> {
     async fn execute(&self, claim: Claim, run_spec: Value) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let started_at = Utc::now();
-        let run: RunCreate = decode_value(run_spec)
+        // Validated against its schema when it was accepted; plain serde here.
+        let run: RunCreate = serde_json::from_value(run_spec)
             .map_err(|e| crate::db::DbError::Unexpected(format!("stored run: {e}")))?;
         let _ = self.profile.set(run.backend_profile.to_string());
         let Some((profile, backend)) = shared.backends.get(run.backend_profile.as_str()) else {
@@ -354,6 +355,9 @@ impl Turn<'_> {
         run: &RunCreate,
         ctx: &ExecutionContext,
     ) -> Result<(), BackendError> {
+        if !self.uses_workdir(run) {
+            return Ok(());
+        }
         let dirs = &self.shared.run_dirs;
         let failed = |what: String| BackendError::new(FailureKind::WorkspaceFailed, what);
         let dir = dirs
@@ -387,6 +391,17 @@ impl Turn<'_> {
                 Err(failed(message))
             }
         }
+    }
+
+    /// Whether the run needs a working directory: a program runs in it, or
+    /// a bundle goes into it (the built-in `echo` needs none).
+    fn uses_workdir(&self, run: &RunCreate) -> bool {
+        run.resource_bundle.is_some()
+            || self
+                .shared
+                .backends
+                .get(run.backend_profile.as_str())
+                .is_some_and(|(profile, _)| profile.kind != crate::profiles::BackendKind::Echo)
     }
 
     /// The run's profile is not served by this worker.
