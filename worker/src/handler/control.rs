@@ -9,10 +9,9 @@
 //! commands at once. Waiting commands of the run are woken so they see it.
 
 use async_nats::jetstream::{self, AckKind};
-use runfleet_schemas::{ControlCancel, FailureKind, decode, subjects};
-use tracing::Instrument;
+use runfleet_schemas::{ControlCancel, FailureKind, subjects};
 
-use super::{Disposition, dead_letter, delivery_of, retry_later, settle, subject_mismatch};
+use super::{Delivery, Disposition, Retryable, dead_letter, delivery_of, drive, oversized, read};
 use crate::worker::Shared;
 
 /// Handles one control message to the end.
@@ -27,65 +26,38 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
         attempt = delivery.attempt,
         worker.id = %shared.worker_id,
     );
-    crate::telemetry::set_parent(
-        &span,
-        message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(runfleet_schemas::headers::TRACEPARENT))
-            .map(|v| v.as_str()),
-    );
-    async {
-        let size = message.payload.len();
-        let checked = if size > shared.config.max_payload {
-            Err((
-                FailureKind::PayloadTooLarge,
-                format!(
-                    "the message is {size} bytes; this fleet accepts at most {} (max_payload)",
-                    shared.config.max_payload
-                ),
-            ))
-        } else {
-            match subjects::parse(&delivery.subject) {
-                None => Err(format!("{} is not a runfleet subject", delivery.subject)),
-                Some(parsed) => decode::<ControlCancel>(&message.payload)
-                    .map_err(|err| err.to_string())
-                    .and_then(|cancel| {
-                        match subject_mismatch(
-                            &parsed,
-                            cancel.tenant.as_str(),
-                            cancel.run_id.as_str(),
-                        ) {
-                            Some(why) => Err(why),
-                            None => Ok(cancel),
-                        }
-                    }),
-            }
-            .map_err(|why| (FailureKind::SchemaInvalid, why))
-        };
-        let outcome = match checked {
-            Ok(cancel) => apply(shared, &cancel)
-                .await
-                .map(|()| Disposition::Ack)
-                .map_err(super::Retryable::from),
-            Err((kind, why)) => dead_letter(shared, &message, &delivery, kind, why).await,
-        };
-        let mut disposition = match outcome {
-            Ok(disposition) => disposition,
-            Err(err) => retry_later(shared, &delivery, &err.to_string()).await,
-        };
-        if matches!(disposition, Disposition::Nak(_)) && delivery.attempt >= shared.max_deliver() {
-            let why = format!("delivered {} times without an outcome", delivery.attempt);
-            if let Ok(terminal) =
-                dead_letter(shared, &message, &delivery, FailureKind::MaxDeliveries, why).await
-            {
-                disposition = terminal;
-            }
-        }
-        settle(&message, &delivery, disposition).await;
-    }
-    .instrument(span)
+    drive(
+        shared,
+        &message,
+        &delivery,
+        span,
+        dispatch(shared, &message, &delivery),
+    )
     .await;
+}
+
+/// Checks the message (size, contract, subject), then applies it.
+async fn dispatch(
+    shared: &Shared,
+    message: &jetstream::Message,
+    delivery: &Delivery,
+) -> Result<Disposition, Retryable> {
+    if let Some(why) = oversized(shared, message) {
+        return dead_letter(shared, message, delivery, FailureKind::PayloadTooLarge, why).await;
+    }
+    let checked = match subjects::parse(&delivery.subject) {
+        None => Err(format!("{} is not a runfleet subject", delivery.subject)),
+        Some(parsed) => read::<ControlCancel>(&parsed, &message.payload, |m| {
+            (m.tenant.as_str(), m.run_id.as_str())
+        }),
+    };
+    match checked {
+        Ok(cancel) => {
+            apply(shared, &cancel).await?;
+            Ok(Disposition::Ack)
+        }
+        Err(why) => dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await,
+    }
 }
 
 async fn apply(shared: &Shared, cancel: &ControlCancel) -> Result<(), crate::db::DbError> {

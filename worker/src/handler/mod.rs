@@ -65,7 +65,7 @@ pub(crate) struct Delivery {
     pub published: chrono::DateTime<chrono::Utc>,
 }
 
-/// Handles one message to the end: dispatch, then ack, NAK or terminate.
+/// Handles one work message to the end: dispatch, then ack, NAK or terminate.
 pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
     let Some(delivery) = delivery_of(&message) else {
         return;
@@ -77,6 +77,31 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
         attempt = delivery.attempt,
         worker.id = %shared.worker_id,
     );
+    let _in_flight = shared.metrics.in_flight();
+    if delivery.attempt > 1 {
+        let tenant = subjects::parse(&delivery.subject).map_or("-", |p| p.tenant);
+        shared.metrics.command_redelivered(tenant);
+    }
+    drive(
+        shared,
+        &message,
+        &delivery,
+        span,
+        dispatch(shared, &message, &delivery),
+    )
+    .await;
+}
+
+/// Runs a delivery's handling under `span` (continuing the message's trace),
+/// then settles the message: a retryable failure is NAKed with a growing
+/// delay, and at the delivery limit the message is dead-lettered instead.
+async fn drive(
+    shared: &Shared,
+    message: &jetstream::Message,
+    delivery: &Delivery,
+    span: tracing::Span,
+    handling: impl Future<Output = Result<Disposition, Retryable>>,
+) {
     crate::telemetry::set_parent(
         &span,
         message
@@ -85,16 +110,11 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
             .and_then(|h| h.get(runfleet_schemas::headers::TRACEPARENT))
             .map(|v| v.as_str()),
     );
-    let _in_flight = shared.metrics.in_flight();
-    if delivery.attempt > 1 {
-        let tenant = subjects::parse(&delivery.subject).map_or("-", |p| p.tenant);
-        shared.metrics.command_redelivered(tenant);
-    }
     async move {
         let received = std::time::Instant::now();
-        let (mut disposition, failure) = match dispatch(shared, &message, &delivery).await {
+        let (mut disposition, failure) = match handling.await {
             Ok(disposition) => (disposition, None),
-            Err(err) => (retry_later(shared, &delivery, &err.to_string()).await, Some(err)),
+            Err(err) => (retry_later(shared, delivery, &err.to_string()).await, Some(err)),
         };
         // JetStream never delivers a message again after `max_deliver`: a NAK
         // there would strand it. Dead-letter it instead (nothing is dropped).
@@ -106,7 +126,7 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
                 ),
                 None => format!("delivered {} times without an outcome", delivery.attempt),
             };
-            match dead_letter(shared, &message, &delivery, FailureKind::MaxDeliveries, why).await {
+            match dead_letter(shared, message, delivery, FailureKind::MaxDeliveries, why).await {
                 Ok(terminal) => disposition = terminal,
                 Err(err) => {
                     tracing::error!(error = %err, "could not dead-letter an exhausted message; leaving it")
@@ -114,7 +134,7 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
             }
         }
         let handled = received.elapsed();
-        settle(&message, &delivery, disposition).await;
+        settle(message, delivery, disposition).await;
         tracing::debug!(
             ?disposition,
             handle_ms = handled.as_secs_f64() * 1e3,
@@ -124,6 +144,17 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
     }
     .instrument(span)
     .await;
+}
+
+/// Why a message is refused unread: it is larger than the fleet's `max_payload`.
+fn oversized(shared: &Shared, message: &jetstream::Message) -> Option<String> {
+    let size = message.payload.len();
+    (size > shared.config.max_payload).then(|| {
+        format!(
+            "the message is {size} bytes; this fleet accepts at most {} (max_payload)",
+            shared.config.max_payload
+        )
+    })
 }
 
 /// What JetStream says about a delivered message.
@@ -151,12 +182,7 @@ async fn dispatch(
     message: &jetstream::Message,
     delivery: &Delivery,
 ) -> Result<Disposition, Retryable> {
-    let size = message.payload.len();
-    if size > shared.config.max_payload {
-        let why = format!(
-            "the message is {size} bytes; this fleet accepts at most {} (max_payload)",
-            shared.config.max_payload
-        );
+    if let Some(why) = oversized(shared, message) {
         return dead_letter(shared, message, delivery, FailureKind::PayloadTooLarge, why).await;
     }
     let checked = match subjects::parse(&delivery.subject) {
