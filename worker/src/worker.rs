@@ -285,26 +285,9 @@ async fn pull_until_shutdown(
         {
             permits.merge(more);
         }
-        let wanted = permits.num_permits();
-        let batch = consumer
-            .batch()
-            .max_messages(wanted)
-            .expires(PULL_EXPIRY)
-            .messages()
-            .await;
-        let mut batch = match batch {
-            Ok(batch) => {
-                failures = 0;
-                batch
-            }
-            Err(err) => {
-                failures += 1;
-                tracing::warn!(error = %err, failures, "pull request failed");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(crate::retry::nak_delay(u64::from(failures))) => continue,
-                }
-            }
+        let Some(mut batch) = pull(consumer, permits.num_permits(), &mut failures, shutdown).await
+        else {
+            return;
         };
         loop {
             let next = tokio::select! {
@@ -335,6 +318,37 @@ async fn pull_until_shutdown(
     }
 }
 
+/// One pull request for up to `wanted` messages. A failed request is
+/// retried after a growing delay (`failures` counts them in a row); `None`
+/// once `shutdown` is cancelled.
+async fn pull(
+    consumer: &consumer::Consumer<consumer::pull::Config>,
+    wanted: usize,
+    failures: &mut u32,
+    shutdown: &CancellationToken,
+) -> Option<consumer::pull::Batch> {
+    loop {
+        let batch = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            batch = consumer.batch().max_messages(wanted).expires(PULL_EXPIRY).messages() => batch,
+        };
+        match batch {
+            Ok(batch) => {
+                *failures = 0;
+                return Some(batch);
+            }
+            Err(err) => {
+                *failures += 1;
+                tracing::warn!(error = %err, failures = *failures, "pull request failed");
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(crate::retry::nak_delay(u64::from(*failures))) => {}
+                }
+            }
+        }
+    }
+}
+
 /// Handles control messages (cancel requests) one at a time until shutdown.
 async fn pull_control(
     consumer: consumer::Consumer<consumer::pull::Config>,
@@ -343,23 +357,8 @@ async fn pull_control(
 ) {
     let mut failures = 0u32;
     loop {
-        let batch = tokio::select! {
-            () = shutdown.cancelled() => return,
-            batch = consumer.batch().max_messages(16).expires(PULL_EXPIRY).messages() => batch,
-        };
-        let mut batch = match batch {
-            Ok(batch) => {
-                failures = 0;
-                batch
-            }
-            Err(err) => {
-                failures += 1;
-                tracing::warn!(error = %err, failures, "control pull request failed");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(crate::retry::nak_delay(u64::from(failures))) => continue,
-                }
-            }
+        let Some(mut batch) = pull(&consumer, 16, &mut failures, &shutdown).await else {
+            return;
         };
         while let Some(next) = batch.next().await {
             match next {
