@@ -395,11 +395,10 @@ impl Settings {
     pub fn dump(&self) -> String {
         let mut shown = self.clone();
         shown.nats = self.nats.masked();
-        shown.nats_url = mask_userinfo(&self.nats_url);
-        shown.database_url = mask_userinfo(&self.database_url);
         let text =
             toml::to_string_pretty(&shown).unwrap_or_else(|err| format!("# cannot print: {err}\n"));
-        // Belt and braces: `?password=` in URLs, key=value DSNs, tokens.
+        // URL userinfo, `?password=`, key=value DSNs, tokens and the
+        // configured secret values.
         crate::redact::Redactor::new(self.secret_values())
             .redact(&text)
             .into_owned()
@@ -518,26 +517,6 @@ fn nats_env() -> serde_json::Value {
         object.retain(|_, v| !v.is_null() && v != &serde_json::Value::Bool(false));
     }
     value
-}
-
-/// `scheme://user:secret@host` → `scheme://user:********@host` (each of a comma list).
-pub fn mask_userinfo(urls: &str) -> String {
-    urls.split(',')
-        .map(|u| match (u.find("://"), u.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                let userinfo = &u[scheme + 3..at];
-                let user = userinfo.split(':').next().unwrap_or_default();
-                let masked = if userinfo.contains(':') {
-                    format!("{user}:{}", runfleet_producer::connect::MASK)
-                } else {
-                    runfleet_producer::connect::MASK.to_owned()
-                };
-                format!("{}{masked}{}", &u[..scheme + 3], &u[at..])
-            }
-            _ => u.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// How streams and the work consumer are provisioned (`setup`).
