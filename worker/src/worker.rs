@@ -92,6 +92,8 @@ pub(crate) struct Shared {
     pub cancels: Cancels,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Run-level events (closings outside any command).
+    pub run_log: RunLog,
     /// Cancelled when in-flight work must stop now (after the shutdown grace).
     pub abort: CancellationToken,
 }
@@ -192,7 +194,11 @@ pub async fn run_with(
         jetstream: js.clone(),
         redactor: redactor.clone(),
     };
-    let backends = Backends::new(&profiles, config.echo_effects_file.clone(), Some(run_log));
+    let backends = Backends::new(
+        &profiles,
+        config.echo_effects_file.clone(),
+        Some(run_log.clone()),
+    );
     let background = CancellationToken::new();
     let waiters = Waiters::default();
     tokio::spawn(waiters.clone().listen(client.clone(), background.clone()));
@@ -232,6 +238,7 @@ pub async fn run_with(
         waiters,
         cancels: cancels.clone(),
         metrics: metrics.clone(),
+        run_log,
         abort: CancellationToken::new(),
     });
     tokio::spawn(cancels.listen(client.clone(), background.clone(), {
@@ -381,13 +388,8 @@ async fn close_kept_run(shared: &Shared, tenant: &str, run_id: &str) {
     if closing.is_empty() {
         return;
     }
-    let run_log = RunLog {
-        journal: shared.journal.clone(),
-        jetstream: shared.jetstream.clone(),
-        redactor: shared.redactor.clone(),
-    };
     for event in closing {
-        run_log.append(tenant, run_id, event).await;
+        shared.run_log.append(tenant, run_id, event).await;
     }
 }
 

@@ -26,7 +26,7 @@ use runfleet_schemas::{
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::supervise::{Stop, Supervision, supervise};
+use super::supervise::{Stop, Supervision, scrubbed, supervise};
 use super::{Delivery, Disposition, Retryable, attempt_i64, dead_letter};
 use crate::backend::{BackendError, ExecutionContext, RunInfo, StepJournal};
 use crate::config::Failpoint;
@@ -197,7 +197,7 @@ impl Turn<'_> {
         let mut pre_events = Vec::new();
         if self.command.kind == CommandKind::Close {
             if let Some(closing) = backend.close_run(&info).await {
-                pre_events.push(closing);
+                pre_events.push(scrubbed(&shared.redactor, closing));
             }
             if let Err(err) = shared.run_dirs.remove(&info.tenant, &info.run_id).await {
                 tracing::warn!(error = %err, "could not remove the run's working directory");
@@ -286,10 +286,13 @@ impl Turn<'_> {
             }
             Err(Stop::Failed(failure)) => {
                 if failure.kind == FailureKind::BudgetExhausted {
-                    events.push(EventBody::Error {
-                        message: failure.message.clone(),
-                        failure_kind: Some(FailureKind::BudgetExhausted),
-                    });
+                    events.push(scrubbed(
+                        &shared.redactor,
+                        EventBody::Error {
+                            message: failure.message.clone(),
+                            failure_kind: Some(FailureKind::BudgetExhausted),
+                        },
+                    ));
                     run_change.status = Some(RunStatus::Blocked);
                     run_change.failure_kind = Some(FailureKind::BudgetExhausted);
                     run_change.reason = Some(failure.message.clone());
@@ -485,7 +488,8 @@ impl Turn<'_> {
                 command_id: Some(self.command.command_id.clone()),
                 seq,
                 at: Utc::now(),
-                body: scrub_body(redactor, body),
+                // Every body was redacted (and bounded) where it was made.
+                body,
             })
             .collect();
         let range = EventRange {
@@ -805,15 +809,6 @@ impl Ending {
             budget_remaining: BTreeMap::new(),
         }
     }
-}
-
-/// An event body with its strings redacted.
-fn scrub_body(redactor: &crate::redact::Redactor, body: EventBody) -> EventBody {
-    let Ok(mut value) = serde_json::to_value(&body) else {
-        return body;
-    };
-    redactor.redact_value(&mut value);
-    serde_json::from_value(value).unwrap_or(body)
 }
 
 /// The longest failure message a receipt carries.

@@ -190,7 +190,7 @@ fn bound(text: &mut String) {
 }
 
 /// An event as it is kept: redacted first (so no cut splits a secret), then bounded.
-fn scrubbed(redactor: &Redactor, body: EventBody) -> EventBody {
+pub(super) fn scrubbed(redactor: &Redactor, body: EventBody) -> EventBody {
     let mut body = match serde_json::to_value(&body) {
         Ok(mut value) => {
             redactor.redact_value(&mut value);
