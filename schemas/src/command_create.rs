@@ -48,11 +48,20 @@ pub struct CommandCreate {
     #[schemars(range(min = 1))]
     pub timeout_ms: Option<u64>,
     /// When the producer created the message (RFC 3339).
+    #[serde(deserialize_with = "crate::timestamp::strict")]
     pub created_at: DateTime<Utc>,
 }
 
 impl Contract for CommandCreate {
     const KIND: MessageKind = MessageKind::CommandCreate;
+
+    fn meets_schema_constraints(&self) -> Option<bool> {
+        Some(
+            self.seq >= 1
+                && crate::kind::length_within(&self.idempotency_key, 1, 256)
+                && self.timeout_ms.is_none_or(|t| t >= 1),
+        )
+    }
 }
 
 /// The kinds of turn.

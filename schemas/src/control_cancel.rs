@@ -42,9 +42,20 @@ pub struct ControlCancel {
     #[schemars(length(min = 1, max = 256))]
     pub idempotency_key: String,
     /// When the producer created the message (RFC 3339).
+    #[serde(deserialize_with = "crate::timestamp::strict")]
     pub created_at: DateTime<Utc>,
 }
 
 impl Contract for ControlCancel {
     const KIND: MessageKind = MessageKind::ControlCancel;
+
+    fn meets_schema_constraints(&self) -> Option<bool> {
+        Some(
+            crate::kind::length_within(&self.idempotency_key, 1, 256)
+                && self
+                    .reason
+                    .as_deref()
+                    .is_none_or(|r| crate::kind::length_within(r, 0, 1024)),
+        )
+    }
 }

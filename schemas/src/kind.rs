@@ -70,6 +70,25 @@ impl fmt::Display for MessageKind {
 pub trait Contract: serde::de::DeserializeOwned + Serialize + JsonSchema {
     /// The kind this type encodes.
     const KIND: MessageKind;
+
+    /// The constraints of this kind's JSON Schema that its Rust type does
+    /// not enforce by itself (lengths, ranges), checked on a typed message:
+    /// `Some(true)` when it meets them all, `Some(false)` when it does not,
+    /// `None` when this kind declares no such check (then [`crate::decode`]
+    /// always runs the schema validator).
+    fn meets_schema_constraints(&self) -> Option<bool> {
+        None
+    }
+}
+
+/// Whether `text` is between `min` and `max` characters long (JSON
+/// Schema's `minLength`/`maxLength` count characters, not bytes).
+pub(crate) fn length_within(text: &str, min: usize, max: usize) -> bool {
+    let bytes = text.len();
+    if bytes < min {
+        return false;
+    }
+    bytes <= max || (min..=max).contains(&text.chars().count())
 }
 
 macro_rules! kind_marker {

@@ -49,11 +49,12 @@ mod routing;
 mod run_create;
 mod status;
 pub mod subjects;
+mod timestamp;
 
 pub use command_create::{CommandCreate, CommandKind};
 pub use control_cancel::ControlCancel;
 pub use dead_letter::{DeadLetter, DeliveryRecord, PayloadEncoding};
-pub use decode::{DecodeError, Message, decode, decode_any, decode_value};
+pub use decode::{DecodeError, Message, decode, decode_any, decode_validated, decode_value};
 pub use event::{Event, EventBody, OutputStream, StepStatus};
 pub use failure::{FailureKind, Retry};
 pub use ids::{CommandId, IdError, ProfileName, ProjectId, RunId, SessionId, Tenant};

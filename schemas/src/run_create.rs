@@ -56,11 +56,27 @@ pub struct RunCreate {
     #[schemars(length(min = 1, max = 256))]
     pub idempotency_key: String,
     /// When the producer created the message (RFC 3339).
+    #[serde(deserialize_with = "crate::timestamp::strict")]
     pub created_at: DateTime<Utc>,
 }
 
 impl Contract for RunCreate {
     const KIND: MessageKind = MessageKind::RunCreate;
+
+    fn meets_schema_constraints(&self) -> Option<bool> {
+        let bundle = match &self.resource_bundle {
+            None => true,
+            Some(ResourceBundle::Directory { path }) => !path.is_empty(),
+            Some(ResourceBundle::Git { url, commit }) => {
+                !url.is_empty()
+                    && (7..=64).contains(&commit.len())
+                    && commit
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            }
+        };
+        Some(bundle && crate::kind::length_within(&self.idempotency_key, 1, 256))
+    }
 }
 
 /// Where a run's working directory comes from.

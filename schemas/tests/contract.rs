@@ -150,3 +150,126 @@ fn read_expected(path: &Path) -> String {
         .trim_end()
         .to_owned()
 }
+
+/// Whether the typed fast path of `decode` accepts `bytes` as `kind`, and
+/// whether the schema validator does.
+fn both_paths(kind: MessageKind, bytes: &[u8]) -> (bool, bool) {
+    fn typed<T: Contract>(bytes: &[u8]) -> (bool, bool) {
+        (
+            runfleet_schemas::decode::<T>(bytes).is_ok(),
+            runfleet_schemas::decode_validated::<T>(bytes).is_ok(),
+        )
+    }
+    match kind {
+        MessageKind::RunCreate => typed::<RunCreate>(bytes),
+        MessageKind::CommandCreate => typed::<CommandCreate>(bytes),
+        MessageKind::ControlCancel => typed::<ControlCancel>(bytes),
+        MessageKind::Receipt => typed::<Receipt>(bytes),
+        MessageKind::Event => typed::<Event>(bytes),
+        MessageKind::DeadLetter => typed::<DeadLetter>(bytes),
+    }
+}
+
+/// Edge cases beside the examples: each is a change to a valid example.
+fn edge_cases(kind: MessageKind) -> Vec<(String, Vec<u8>)> {
+    use serde_json::{Value, json};
+    let (_, base) = examples("valid", kind, "json").remove(0);
+    let base: Value = serde_json::from_slice(&base).unwrap();
+    let with = |field: &str, value: Value| {
+        let mut message = base.clone();
+        message[field] = value;
+        (
+            format!("{field} = {}", message[field]),
+            serde_json::to_vec(&message).unwrap(),
+        )
+    };
+    let mut cases = vec![
+        with("created_at", json!("2026-01-01 10:00:00Z")),
+        with("created_at", json!("2026-01-01t10:00:00z")),
+        with("created_at", json!("2026-01-01T10:00:00+0100")),
+        with("created_at", json!("2026-01-01T10:00:00.123456789+01:00")),
+        with("created_at", json!("2026-12-31T23:59:60Z")),
+        with("created_at", json!("2026-01-01T10:00Z")),
+        with("created_at", json!("2026-02-30T10:00:00Z")),
+        with("idempotency_key", json!("")),
+        with("idempotency_key", json!("k".repeat(256))),
+        with("idempotency_key", json!("k".repeat(257))),
+        with("idempotency_key", json!("é".repeat(200))),
+        with("idempotency_key", json!("é".repeat(257))),
+        with("tenant", json!("a".repeat(128))),
+        with("tenant", json!("a".repeat(129))),
+        with("tenant", json!("ac me")),
+        with("version", json!(1.0)),
+        with("schema", json!("receipt")),
+    ];
+    match kind {
+        MessageKind::CommandCreate => cases.extend([
+            with("seq", json!(0)),
+            with("seq", json!(1.0)),
+            with("seq", json!(-1)),
+            with("seq", json!(u64::MAX)),
+            with("timeout_ms", json!(0)),
+            with("timeout_ms", json!(1)),
+            with("timeout_ms", Value::Null),
+            with("payload", json!({"text": "a\u{0}b"})),
+            with("kind", json!("Turn")),
+        ]),
+        MessageKind::RunCreate => cases.extend([
+            with(
+                "resource_bundle",
+                json!({"kind": "git", "url": "u", "commit": "abcdef0"}),
+            ),
+            with(
+                "resource_bundle",
+                json!({"kind": "git", "url": "u", "commit": "ABCDEF0"}),
+            ),
+            with(
+                "resource_bundle",
+                json!({"kind": "git", "url": "u", "commit": "abcdef"}),
+            ),
+            with(
+                "resource_bundle",
+                json!({"kind": "git", "url": "", "commit": "abcdef0"}),
+            ),
+            with("resource_bundle", json!({"kind": "directory", "path": ""})),
+            with("budgets", json!({"usd": 5})),
+            with("budgets", json!({"usd": "5"})),
+            with("session_id", Value::Null),
+        ]),
+        MessageKind::ControlCancel => cases.extend([
+            with("reason", json!("r".repeat(1024))),
+            with("reason", json!("r".repeat(1025))),
+            with("reason", Value::Null),
+            with("command_id", json!("c.1")),
+        ]),
+        _ => {}
+    }
+    cases
+}
+
+#[test]
+fn the_typed_fast_path_accepts_exactly_what_the_schema_accepts() {
+    let mut checked = 0;
+    let mut disagreements = Vec::new();
+    for kind in MessageKind::ALL {
+        let mut inputs: Vec<(String, Vec<u8>)> = ["valid", "invalid"]
+            .into_iter()
+            .flat_map(|which| examples(which, kind, "json"))
+            .map(|(path, bytes)| (path.display().to_string(), bytes))
+            .collect();
+        inputs.extend(edge_cases(kind));
+        for (name, bytes) in inputs {
+            let (fast, validated) = both_paths(kind, &bytes);
+            if fast != validated {
+                disagreements.push(format!(
+                    "{kind} {name}: fast path {}, validator {}",
+                    if fast { "accepts" } else { "refuses" },
+                    if validated { "accepts" } else { "refuses" }
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+    assert!(checked > 100, "only {checked} inputs");
+}

@@ -118,6 +118,11 @@ impl TestWorker {
         }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The worker id.
     pub fn id(&self) -> &str {
         &self.id

@@ -152,7 +152,7 @@ impl Default for Settings {
             receipt_retention: Duration::from_secs(7 * 86_400),
             event_retention: Duration::from_secs(86_400),
             worker_id: None,
-            concurrency: 64,
+            concurrency: 512,
             pg_pool_size: 8,
             group_commits: 2,
             run_wait: Duration::from_secs(30),

@@ -7,8 +7,8 @@
 //!
 //! - [`worker`]: the pull loop, bounded concurrency, drained shutdown.
 //! - `handler`: one delivered message from validation to its ack.
-//! - [`journal`]: the write-once journal and the fenced run claims;
-//!   [`group_commit`] batches its calls into shared transactions.
+//! - [`journal`]: the write-once journal and the fenced run claims; its
+//!   hot path runs concurrent calls in batches, one statement each.
 //! - [`setup`]: streams, the work consumer and migrations (idempotent).
 //! - [`backend`]: what executes a command (`echo`, `process`), chosen by
 //!   the run's profile ([`profiles`]); [`workspace`] prepares run directories.
@@ -21,7 +21,6 @@ pub mod backend;
 pub mod cancels;
 pub mod config;
 pub mod db;
-pub mod group_commit;
 mod handler;
 pub mod http;
 pub mod journal;
@@ -29,6 +28,7 @@ pub mod metrics;
 pub mod preflight;
 pub mod profiles;
 pub mod publisher;
+pub mod pure_runs;
 pub mod readiness;
 pub mod redact;
 pub mod retry;

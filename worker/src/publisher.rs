@@ -40,24 +40,86 @@ pub async fn publish_as<M: Routed>(
     msg_id: String,
     traceparent: Option<&str>,
 ) -> Result<(), PublishError> {
+    let payload = serde_json::to_vec(message).map_err(|e| PublishError {
+        subject: message.subject(),
+        detail: e.to_string(),
+    })?;
+    publish_bytes(js, message, msg_id, traceparent, payload.into()).await
+}
+
+/// Publishes `message`, already serialized as `payload` (the same bytes
+/// that were journaled), under `msg_id`, and waits for its PubAck.
+///
+/// # Errors
+/// [`PublishError`] when JetStream does not store it.
+pub async fn publish_bytes<M: Routed>(
+    js: &jetstream::Context,
+    message: &M,
+    msg_id: String,
+    traceparent: Option<&str>,
+    payload: bytes::Bytes,
+) -> Result<(), PublishError> {
     let subject = message.subject();
     let fail = |detail: String| PublishError {
         subject: subject.clone(),
         detail,
     };
-    let payload = serde_json::to_vec(message).map_err(|e| fail(e.to_string()))?;
     let mut map = HeaderMap::new();
     map.insert(headers::MSG_ID, msg_id.as_str());
     map.insert(headers::SCHEMA, M::KIND.as_str());
     if let Some(traceparent) = traceparent {
         map.insert(headers::TRACEPARENT, traceparent);
     }
-    js.publish_with_headers(subject.clone(), map, payload.into())
+    js.publish_with_headers(subject.clone(), map, payload)
         .await
         .map_err(|e| fail(e.to_string()))?
         .await
         .map_err(|e| fail(e.to_string()))?;
     Ok(())
+}
+
+/// Publishes each of `messages` with its serialized `payloads` (pairwise),
+/// all at once, and waits for every PubAck.
+///
+/// # Errors
+/// The first [`PublishError`].
+pub async fn publish_all_bytes<M: Routed>(
+    js: &jetstream::Context,
+    messages: &[M],
+    payloads: &[bytes::Bytes],
+    traceparent: Option<&str>,
+) -> Result<(), PublishError> {
+    try_join_all(
+        messages
+            .iter()
+            .zip(payloads)
+            .map(|(m, p)| publish_bytes(js, m, m.msg_id(), traceparent, p.clone())),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Serializes each of `messages` as JSON, and all of them as one JSON array
+/// (what the journal stores), from one serialization pass.
+///
+/// # Errors
+/// The first serialization failure (not expected of the contract's types).
+pub fn serialize_all<M: serde::Serialize>(
+    messages: &[M],
+) -> Result<(Vec<bytes::Bytes>, bytes::Bytes), serde_json::Error> {
+    let mut each = Vec::with_capacity(messages.len());
+    let mut array = Vec::with_capacity(messages.len() * 256 + 2);
+    array.push(b'[');
+    for (i, message) in messages.iter().enumerate() {
+        let bytes = serde_json::to_vec(message)?;
+        if i > 0 {
+            array.push(b',');
+        }
+        array.extend_from_slice(&bytes);
+        each.push(bytes::Bytes::from(bytes));
+    }
+    array.push(b']');
+    Ok((each, array.into()))
 }
 
 /// Publishes all `messages` concurrently and waits for every PubAck.

@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     /// Run-level events (closings outside any command).
     pub run_log: RunLog,
+    /// Runs whose pure commands are settled in one statement.
+    pub pure_runs: crate::pure_runs::PureRuns,
     /// Cancelled when in-flight work must stop now (after the shutdown grace).
     pub abort: CancellationToken,
 }
@@ -239,6 +241,7 @@ pub async fn run_with(
         cancels: cancels.clone(),
         metrics: metrics.clone(),
         run_log,
+        pure_runs: crate::pure_runs::PureRuns::default(),
         abort: CancellationToken::new(),
     });
     tokio::spawn(cancels.listen(client.clone(), background.clone(), {

@@ -68,7 +68,34 @@ impl EchoBackend {
     }
 }
 
+impl EchoBackend {
+    /// The answer to `payload`: its assistant message's text, and the output.
+    fn answer(payload: &serde_json::Map<String, Value>) -> (String, Value) {
+        let text = payload
+            .get("text")
+            .and_then(Value::as_str)
+            .map_or_else(|| Value::Object(payload.clone()).to_string(), str::to_owned);
+        (text, json!({ "echo": payload }))
+    }
+}
+
 impl Backend for EchoBackend {
+    /// Pure unless it counts effects or the payload asks it to sleep or fail.
+    fn pure(&self, command: &CommandCreate) -> Option<super::PureOutcome> {
+        let payload = &command.payload;
+        if self.effects_file.is_some()
+            || payload.contains_key("sleep_ms")
+            || payload.contains_key("fail")
+        {
+            return None;
+        }
+        let (text, output) = Self::answer(payload);
+        Some(super::PureOutcome {
+            output,
+            events: vec![EventBody::AssistantMessage { text }],
+        })
+    }
+
     fn execute<'a>(
         &'a self,
         command: &'a CommandCreate,
@@ -106,12 +133,9 @@ impl Backend for EchoBackend {
                 }
             }
             self.record_effect(command, ctx)?;
-            let text = payload
-                .get("text")
-                .and_then(Value::as_str)
-                .map_or_else(|| Value::Object(payload.clone()).to_string(), str::to_owned);
+            let (text, output) = Self::answer(payload);
             ctx.emit(EventBody::AssistantMessage { text });
-            Ok(json!({ "echo": payload }))
+            Ok(output)
         })
     }
 }

@@ -46,6 +46,15 @@ impl BackendError {
     }
 }
 
+/// What a pure backend computed for a command ([`Backend::pure`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PureOutcome {
+    /// The command's output.
+    pub output: Value,
+    /// The events it produced, in order (the terminal status is added).
+    pub events: Vec<EventBody>,
+}
+
 /// Executes commands.
 pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Runs `command`. When [`ExecutionContext::stopped`] fires the backend
@@ -56,6 +65,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         command: &'a CommandCreate,
         ctx: &'a ExecutionContext,
     ) -> BoxFuture<'a, Result<Value, BackendError>>;
+
+    /// The command's outcome, when this backend computes it from the command
+    /// alone with no effect outside the journal (no program, no file, no
+    /// wait): then the fleet commits it together with the claim, in one
+    /// statement. `None` (the default) means: execute it under a claim.
+    fn pure(&self, command: &CommandCreate) -> Option<PureOutcome> {
+        let _ = command;
+        None
+    }
 
     /// The run ended: release what is kept for it; returns the closing event, if any.
     fn close_run<'a>(&'a self, run: &'a RunInfo) -> BoxFuture<'a, Option<EventBody>> {
@@ -102,6 +120,15 @@ impl Backends {
     /// The profile called `name` and its backend, if served here.
     pub fn get(&self, name: &str) -> Option<(&Profile, &Arc<dyn Backend>)> {
         self.by_profile.get(name).map(|(p, b)| (p, b))
+    }
+
+    /// The profile's name when this worker serves exactly one.
+    pub fn only_profile(&self) -> Option<&str> {
+        let mut names = self.by_profile.keys();
+        match (names.next(), names.next()) {
+            (Some(name), None) => Some(name),
+            _ => None,
+        }
     }
 
     /// Closes what any backend keeps for the run; returns the closing events.

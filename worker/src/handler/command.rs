@@ -20,7 +20,7 @@ use async_nats::jetstream::{self, AckKind};
 use chrono::{DateTime, Utc};
 use runfleet_schemas::{
     CommandCreate, CommandKind, Event, EventBody, EventRange, Failure, FailureKind,
-    MAX_RECEIPT_OUTPUT_BYTES, Receipt, Retry, RunCreate, RunStatus, SchemaVersion,
+    MAX_RECEIPT_OUTPUT_BYTES, Receipt, Retry, Routed, RunCreate, RunStatus, SchemaVersion,
     TerminalCommandStatus, decode_value, headers,
 };
 use serde_json::Value;
@@ -30,8 +30,10 @@ use super::supervise::{Stop, Supervision, scrubbed, supervise};
 use super::{Delivery, Disposition, Retryable, attempt_i64, dead_letter};
 use crate::backend::{BackendError, ExecutionContext, RunInfo, StepJournal};
 use crate::config::Failpoint;
-use crate::journal::{Begin, Complete, RunChange};
-use crate::publisher::{publish, publish_all, publish_as};
+use crate::journal::{Begin, CommandRow, Complete, RunChange};
+use crate::publisher::{
+    publish, publish_all, publish_all_bytes, publish_as, publish_bytes, serialize_all,
+};
 use crate::retry::nak_delay;
 use crate::waiters::{MAX_POLL, run_key};
 use crate::worker::Shared;
@@ -46,6 +48,8 @@ struct Turn<'a> {
     message: &'a jetstream::Message,
     delivery: &'a Delivery,
     command: CommandCreate,
+    /// The command as the journal records it.
+    row: CommandRow,
     traceparent: Option<String>,
     key: String,
     /// The run's backend profile, once known (for metrics).
@@ -74,11 +78,13 @@ pub(super) async fn handle(
         seq = command.seq,
         traceparent = traceparent.as_deref().unwrap_or_default(),
     );
+    let row = CommandRow::new(&command, message.payload.clone());
     let turn = Turn {
         shared,
         message,
         delivery,
         command,
+        row,
         traceparent,
         key,
         profile: std::sync::OnceLock::new(),
@@ -93,21 +99,56 @@ impl Turn<'_> {
         let mut last_heartbeat = Instant::now();
         let mut poll = FIRST_POLL;
         let guard = shared.waiters.register(&self.key);
+        let mut pure = None;
         loop {
             let notified = guard.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let beginning = Instant::now();
-            let begin = shared
-                .journal
-                .begin_command(
-                    &self.command,
-                    attempt_i64(self.delivery),
-                    &shared.worker_id,
-                    shared.config.ack_wait,
-                )
-                .await?;
+            if pure.is_none() {
+                pure = self.pure();
+            }
+            let mut begin = Begin::Slow;
+            if let Some(pure) = &pure {
+                begin = shared
+                    .journal
+                    .settle_pure(
+                        self.row.clone(),
+                        attempt_i64(self.delivery),
+                        &shared.worker_id,
+                        &pure.profile,
+                        pure.receipt_json.clone(),
+                        pure.events_json.clone(),
+                    )
+                    .await?;
+            }
+            if begin == Begin::Slow {
+                begin = shared
+                    .journal
+                    .begin_command(
+                        self.row.clone(),
+                        attempt_i64(self.delivery),
+                        &shared.worker_id,
+                        shared.config.ack_wait,
+                    )
+                    .await?;
+            }
             match begin {
+                Begin::Settled {
+                    fencing_token,
+                    next_event_seq,
+                    waiter,
+                } => {
+                    let Some(pure) = pure.take() else {
+                        return Err(crate::db::DbError::Unexpected(
+                            "settled without a computed outcome".into(),
+                        )
+                        .into());
+                    };
+                    return self
+                        .settled(pure, fencing_token, next_event_seq, waiter)
+                        .await;
+                }
                 Begin::Claimed {
                     fencing_token,
                     next_event_seq,
@@ -134,6 +175,12 @@ impl Turn<'_> {
                     return self.not_executed(FailureKind::Cancelled, why).await;
                 }
                 Begin::NoRun(why) => return self.no_run(why).await,
+                Begin::Slow => {
+                    return Err(crate::db::DbError::Unexpected(
+                        "the two-step begin answered as a settle".into(),
+                    )
+                    .into());
+                }
                 Begin::Wait(why) => {
                     if waiting_since.elapsed() >= shared.config.order_wait {
                         if self.delivery.attempt >= shared.max_deliver() {
@@ -172,6 +219,13 @@ impl Turn<'_> {
         let run: RunCreate = serde_json::from_value(run_spec)
             .map_err(|e| crate::db::DbError::Unexpected(format!("stored run: {e}")))?;
         let _ = self.profile.set(run.backend_profile.to_string());
+        if run.resource_bundle.is_none() && run.budgets.is_empty() {
+            // Later commands of this run may be settled in one statement
+            // when their backend computes them without effects.
+            shared
+                .pure_runs
+                .remember(&self.key, run.backend_profile.as_str());
+        }
         let Some((profile, backend)) = shared.backends.get(run.backend_profile.as_str()) else {
             return self.unserved(&claim, &run).await;
         };
@@ -477,21 +531,7 @@ impl Turn<'_> {
             failure_kind: failure.as_ref().map(|f| f.kind),
         });
         let first_seq = u64::try_from(next_event_seq).unwrap_or(1).max(1);
-        let events: Vec<Event> = bodies
-            .into_iter()
-            .zip(first_seq..)
-            .map(|(body, seq)| Event {
-                schema: Default::default(),
-                version: SchemaVersion,
-                tenant: self.command.tenant.clone(),
-                run_id: self.command.run_id.clone(),
-                command_id: Some(self.command.command_id.clone()),
-                seq,
-                at: Utc::now(),
-                // Every body was redacted (and bounded) where it was made.
-                body,
-            })
-            .collect();
+        let events = self.events(bodies, first_seq);
         let range = EventRange {
             first_seq,
             last_seq: first_seq + events.len() as u64 - 1,
@@ -505,29 +545,29 @@ impl Turn<'_> {
             Some(started_at),
         );
         receipt.budget_remaining = budget_remaining;
-        let event_values: Vec<Value> = events
-            .iter()
-            .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
-            .collect();
+        let (event_bytes, events_json) = serialize_all(&events).map_err(serialization)?;
+        let receipt_json = bytes::Bytes::from(serde_json::to_vec(&receipt).map_err(serialization)?);
         let committing = Instant::now();
         match shared
             .journal
-            .complete_command(&receipt, &event_values, run_change)
+            .complete_command(&receipt, receipt_json.clone(), events_json, run_change)
             .await?
         {
-            Complete::Committed => {
-                if shared.config.failpoint == Some(Failpoint::ExitAfterCommit) {
-                    tracing::warn!("failpoint exit-after-commit: aborting before publish and ack");
-                    std::process::abort();
-                }
-                shared.announce(self.command.tenant.as_str(), self.command.run_id.as_str());
+            Complete::Committed { waiter } => {
+                self.after_commit(waiter);
                 let commit_ms = committing.elapsed().as_secs_f64() * 1e3;
                 self.count_outcome(&receipt, committing.elapsed());
                 let publishing = Instant::now();
                 let traceparent = self.traceparent.as_deref();
                 tokio::try_join!(
-                    publish_all(&shared.jetstream, &events, traceparent),
-                    publish(&shared.jetstream, &receipt, traceparent),
+                    publish_all_bytes(&shared.jetstream, &events, &event_bytes, traceparent),
+                    publish_bytes(
+                        &shared.jetstream,
+                        &receipt,
+                        receipt.msg_id(),
+                        traceparent,
+                        receipt_json
+                    ),
                 )?;
                 tracing::debug!(status = ?status, commit_ms, publish_ms = publishing.elapsed().as_secs_f64() * 1e3, "receipt committed and published");
                 Ok(Disposition::Ack)
@@ -540,6 +580,129 @@ impl Turn<'_> {
                 Ok(Disposition::Leave)
             }
         }
+    }
+
+    /// Right after a commit: the crash-test failpoint, then the wake-up of
+    /// commands waiting for this run (in other workers only when the next
+    /// command is recorded: nobody else can be waiting otherwise).
+    fn after_commit(&self, waiter: bool) {
+        let shared = self.shared;
+        if shared.config.failpoint == Some(Failpoint::ExitAfterCommit) {
+            tracing::warn!("failpoint exit-after-commit: aborting before publish and ack");
+            std::process::abort();
+        }
+        let (tenant, run_id) = (self.command.tenant.as_str(), self.command.run_id.as_str());
+        if waiter {
+            shared.announce(tenant, run_id);
+        } else {
+            shared.waiters.wake(&self.key);
+        }
+    }
+
+    /// The command's outcome computed up front, when its run's backend
+    /// computes it without effects outside the journal (then begin and
+    /// commit are one statement); `None` otherwise, or while the run's
+    /// profile is not known here yet.
+    fn pure(&self) -> Option<Pure> {
+        let shared = self.shared;
+        if self.command.kind == CommandKind::Close {
+            return None;
+        }
+        // The run's profile as remembered, or else this worker's only one
+        // (the settle checks it: a wrong guess only costs the round trip).
+        let profile = shared
+            .pure_runs
+            .profile(&self.key)
+            .or_else(|| shared.backends.only_profile().map(std::sync::Arc::from))?;
+        let (_, backend) = shared.backends.get(&profile)?;
+        let outcome = backend.pure(&self.command)?;
+        let mut bodies: Vec<EventBody> = outcome
+            .events
+            .into_iter()
+            .map(|body| scrubbed(&shared.redactor, body))
+            .collect();
+        bodies.push(EventBody::TerminalStatus {
+            status: TerminalCommandStatus::Completed,
+            failure_kind: None,
+        });
+        let mut output = outcome.output;
+        shared.redactor.redact_value(&mut output);
+        let receipt = self.receipt(
+            TerminalCommandStatus::Completed,
+            None,
+            Some(output),
+            None,
+            0,
+            Some(Utc::now()),
+        );
+        let events = self.events(bodies, 1);
+        let (_, events_json) = serialize_all(&events).ok()?;
+        let receipt_json = serde_json::to_vec(&receipt).ok()?.into();
+        Some(Pure {
+            profile,
+            receipt,
+            events,
+            receipt_json,
+            events_json,
+        })
+    }
+
+    /// A pure command was claimed and committed in one statement: number
+    /// its events and receipt as PostgreSQL did, publish them, ack.
+    async fn settled(
+        &self,
+        pure: Pure,
+        fencing_token: i64,
+        next_event_seq: i64,
+        waiter: bool,
+    ) -> Result<Disposition, Retryable> {
+        let shared = self.shared;
+        let Pure {
+            profile,
+            mut receipt,
+            mut events,
+            ..
+        } = pure;
+        let first_seq = u64::try_from(next_event_seq).unwrap_or(1).max(1);
+        for (event, seq) in events.iter_mut().zip(first_seq..) {
+            event.seq = seq;
+        }
+        receipt.fencing_token = u64::try_from(fencing_token).unwrap_or(0);
+        receipt.events = Some(EventRange {
+            first_seq,
+            last_seq: first_seq + events.len() as u64 - 1,
+        });
+        self.after_commit(waiter);
+        let _ = self.profile.set(profile.to_string());
+        shared
+            .metrics
+            .command_started(&profile, self.command.tenant.as_str());
+        self.count_outcome(&receipt, Duration::ZERO);
+        let traceparent = self.traceparent.as_deref();
+        tokio::try_join!(
+            publish_all(&shared.jetstream, &events, traceparent),
+            publish(&shared.jetstream, &receipt, traceparent),
+        )?;
+        Ok(Disposition::Ack)
+    }
+
+    /// Events of this command from `bodies`, numbered from `first_seq`.
+    fn events(&self, bodies: Vec<EventBody>, first_seq: u64) -> Vec<Event> {
+        bodies
+            .into_iter()
+            .zip(first_seq..)
+            .map(|(body, seq)| Event {
+                schema: Default::default(),
+                version: SchemaVersion,
+                tenant: self.command.tenant.clone(),
+                run_id: self.command.run_id.clone(),
+                command_id: Some(self.command.command_id.clone()),
+                seq,
+                at: Utc::now(),
+                // Every body was redacted (and bounded) where it was made.
+                body,
+            })
+            .collect()
     }
 
     /// Metrics for a committed outcome.
@@ -768,6 +931,27 @@ impl Turn<'_> {
             )
             .await;
     }
+}
+
+/// A failure to serialize what is to be journaled (not expected of the contract's types).
+fn serialization(err: serde_json::Error) -> Retryable {
+    Retryable::Db(crate::db::DbError::Unexpected(format!(
+        "serializing the outcome: {err}"
+    )))
+}
+
+/// A pure command's outcome, computed before its settle.
+struct Pure {
+    /// The run's profile.
+    profile: std::sync::Arc<str>,
+    /// Its receipt, without fencing token and event range yet.
+    receipt: Receipt,
+    /// Its events, not numbered yet.
+    events: Vec<Event>,
+    /// `receipt` as JSON, as the settle sends it.
+    receipt_json: bytes::Bytes,
+    /// `events` as a JSON array, as the settle sends it.
+    events_json: bytes::Bytes,
 }
 
 /// The claim a command executes under.

@@ -31,7 +31,7 @@ pub(crate) use dead_letter::dead_letter;
 /// What to do with the delivered message once handling is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Disposition {
-    /// Outcome committed: remove the message (confirmed ack).
+    /// Outcome committed: remove the message (a plain ack, unconfirmed).
     Ack,
     /// Deliver again, after the delay (`None`: at once).
     Nak(Option<Duration>),
@@ -277,7 +277,9 @@ pub(crate) fn attempt_i64(delivery: &Delivery) -> i64 {
 
 async fn settle(message: &jetstream::Message, delivery: &Delivery, disposition: Disposition) {
     let result = match disposition {
-        Disposition::Ack => message.double_ack().await,
+        // A plain ack: a lost one means a redelivery, and a redelivery
+        // replays the journaled receipt under the same `Nats-Msg-Id`.
+        Disposition::Ack => message.ack().await,
         Disposition::Nak(delay) => message.ack_with(AckKind::Nak(delay)).await,
         Disposition::Term => message.ack_with(AckKind::Term).await,
         Disposition::Leave => Ok(()),

@@ -15,7 +15,11 @@ pub(super) async fn handle(
     delivery: &Delivery,
     run: RunCreate,
 ) -> Result<Disposition, Retryable> {
-    match shared.journal.create_run(&run).await? {
+    match shared
+        .journal
+        .create_run(&run, message.payload.clone())
+        .await?
+    {
         CreateRun::Created | CreateRun::Exists => {
             tracing::debug!(run.id = %run.run_id, tenant = %run.tenant, "run recorded");
             shared.announce(run.tenant.as_str(), run.run_id.as_str());

@@ -5,6 +5,17 @@
 //! (`journal` is write-once, keyed by command and step); a claim increments
 //! the run's fencing token and every outcome is committed only under the
 //! token that claimed it.
+//!
+//! The hot path (begin, complete, and the fused settle of pure commands) is
+//! batched: [`batch`] gathers concurrent calls of one kind into one
+//! prepared statement; [`begin`], [`complete`] and [`settle`] are those
+//! statements. The rest are single calls on the pool.
+
+mod batch;
+mod begin;
+mod complete;
+mod create_run;
+mod settle;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,11 +27,54 @@ use runfleet_schemas::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use self::batch::{Batcher, Connections, RawJson};
+use self::begin::{BeginOp, BeginRequest};
+use self::complete::{CompleteOp, CompleteRequest};
+use self::create_run::{CreateRunOp, CreateRunRequest};
+use self::settle::{SettleOp, SettleRequest};
 use crate::db::{DbError, Pool};
-use crate::group_commit::{GroupCommit, Param};
 
-fn order(tenant: &str, run_id: &str) -> String {
-    format!("{tenant}/{run_id}")
+/// A command as the journal records it: identity, order, idempotency, and
+/// the message itself.
+#[derive(Debug, Clone)]
+pub struct CommandRow {
+    pub(crate) tenant: String,
+    pub(crate) run_id: String,
+    pub(crate) command_id: String,
+    pub(crate) seq: i64,
+    pub(crate) kind: &'static str,
+    pub(crate) message: RawJson,
+    pub(crate) idempotency_key: String,
+    pub(crate) hash: Vec<u8>,
+}
+
+impl CommandRow {
+    /// The row of `command`, whose message bytes are `message` (the
+    /// delivered JSON, stored as it came).
+    pub fn new(command: &CommandCreate, message: bytes::Bytes) -> CommandRow {
+        CommandRow {
+            tenant: command.tenant.to_string(),
+            run_id: command.run_id.to_string(),
+            command_id: command.command_id.to_string(),
+            seq: i64::try_from(command.seq).unwrap_or(i64::MAX),
+            kind: command_kind(command.kind),
+            message: RawJson(message),
+            idempotency_key: command.idempotency_key.clone(),
+            hash: payload_hash(command),
+        }
+    }
+
+    fn order(&self) -> (&str, &str, i64) {
+        (&self.tenant, &self.run_id, self.seq)
+    }
+}
+
+fn command_kind(kind: runfleet_schemas::CommandKind) -> &'static str {
+    match kind {
+        runfleet_schemas::CommandKind::Turn => "turn",
+        runfleet_schemas::CommandKind::Steer => "steer",
+        runfleet_schemas::CommandKind::Close => "close",
+    }
 }
 
 /// The outcome of [`Journal::create_run`].
@@ -64,6 +118,19 @@ pub enum Begin {
     RunTerminal(String, FailureKind),
     /// Not this command's turn yet (earlier seq pending, or a live lease).
     Wait(String),
+    /// (Fused settle only.) Claimed and committed at once under this
+    /// fencing token, its events numbered from `next_event_seq`.
+    Settled {
+        /// The claim's fencing token.
+        fencing_token: i64,
+        /// The seq of the command's first event.
+        next_event_seq: i64,
+        /// Whether the run's next command is already recorded (someone may wait for it).
+        waiter: bool,
+    },
+    /// (Fused settle only.) Not plainly the run's next command (or the run
+    /// not of the expected profile): nothing was written; take the two-step path.
+    Slow,
 }
 
 /// What a heartbeat learned.
@@ -94,7 +161,10 @@ pub struct RunChange {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Complete {
     /// Events, receipt and state are committed.
-    Committed,
+    Committed {
+        /// Whether the run's next command is already recorded (someone may wait for it).
+        waiter: bool,
+    },
     /// The claim was superseded; nothing was written.
     Fenced,
 }
@@ -102,10 +172,16 @@ pub enum Complete {
 /// Access to the journal tables.
 #[derive(Debug, Clone)]
 pub struct Journal {
-    /// The connection pool.
+    /// The connection pool (everything off the hot path).
     pool: Pool,
-    /// Batches begin and complete calls into shared transactions.
-    group: GroupCommit,
+    /// Batched begins.
+    begins: Batcher<BeginOp>,
+    /// Batched commits.
+    completes: Batcher<CompleteOp>,
+    /// Batched fused settles of pure commands.
+    settles: Batcher<SettleOp>,
+    /// Batched run creations.
+    creates: Batcher<CreateRunOp>,
 }
 
 /// The content hash idempotency compares: the message without `created_at`
@@ -127,41 +203,40 @@ fn status_str(status: TerminalCommandStatus) -> &'static str {
 }
 
 impl Journal {
-    /// Wraps a pool; up to `group_commits` batches commit at once.
+    /// Wraps a pool; the hot path gets `group_commits` connections of its
+    /// own, each running one batch at a time.
     pub fn new(pool: Pool, group_commits: usize) -> Journal {
-        let group = GroupCommit::start(pool.clone(), group_commits);
-        Journal { pool, group }
+        let connections = Connections::new(pool.url(), group_commits);
+        Journal {
+            begins: Batcher::start(connections.clone()),
+            completes: Batcher::start(connections.clone()),
+            settles: Batcher::start(connections.clone()),
+            creates: Batcher::start(connections),
+            pool,
+        }
     }
 
-    /// Records a run (idempotent).
+    /// Records a run (idempotent); `message` is its delivered JSON, stored as it came.
     ///
     /// # Errors
     /// [`DbError`] on database failure.
-    pub async fn create_run(&self, run: &RunCreate) -> Result<CreateRun, DbError> {
-        let conn = self.pool.get().await?;
-        let spec = serde_json::to_value(run).map_err(|e| DbError::Unexpected(e.to_string()))?;
-        let row = conn
-            .query_one(
-                "SELECT outcome, detail FROM runfleet_create_run($1, $2, $3, $4, $5, $6, $7, $8)",
-                &[
-                    &run.tenant.as_str(),
-                    &run.run_id.as_str(),
-                    &run.project.as_str(),
-                    &run.backend_profile.as_str(),
-                    &run.session_id.as_ref().map(|s| s.as_str()),
-                    &spec,
-                    &run.idempotency_key,
-                    &payload_hash(run),
-                ],
-            )
-            .await?;
-        let outcome: &str = row.get(0);
-        Ok(match outcome {
-            "created" => CreateRun::Created,
-            "exists" => CreateRun::Exists,
-            "denied" => CreateRun::Denied(row.get::<_, Option<String>>(1).unwrap_or_default()),
-            _ => CreateRun::Conflict(row.get::<_, Option<String>>(1).unwrap_or_default()),
-        })
+    pub async fn create_run(
+        &self,
+        run: &RunCreate,
+        message: bytes::Bytes,
+    ) -> Result<CreateRun, DbError> {
+        self.creates
+            .call(CreateRunRequest {
+                tenant: run.tenant.to_string(),
+                run_id: run.run_id.to_string(),
+                project: run.project.to_string(),
+                profile: run.backend_profile.to_string(),
+                session: run.session_id.as_ref().map(ToString::to_string),
+                spec: RawJson(message),
+                key: run.idempotency_key.clone(),
+                hash: payload_hash(run),
+            })
+            .await
     }
 
     /// Applies idempotency, order and exclusivity, and claims the run when it is this command's turn.
@@ -170,58 +245,49 @@ impl Journal {
     /// [`DbError`] on database failure.
     pub async fn begin_command(
         &self,
-        command: &CommandCreate,
+        command: CommandRow,
         attempt: i64,
         worker_id: &str,
         lease: Duration,
     ) -> Result<Begin, DbError> {
-        let message =
-            serde_json::to_value(command).map_err(|e| DbError::Unexpected(e.to_string()))?;
-        let kind = message["kind"].as_str().unwrap_or_default().to_owned();
-        let params: Vec<Param> = vec![
-            Box::new(command.tenant.to_string()),
-            Box::new(command.run_id.to_string()),
-            Box::new(command.command_id.to_string()),
-            Box::new(i64::try_from(command.seq).unwrap_or(i64::MAX)),
-            Box::new(kind),
-            Box::new(message),
-            Box::new(command.idempotency_key.clone()),
-            Box::new(payload_hash(command)),
-            Box::new(attempt),
-            Box::new(worker_id.to_owned()),
-            Box::new(millis(lease)),
-        ];
-        let row = self
-            .group
-            .query_one(
-                "SELECT outcome, fencing_token, next_event_seq, receipt, detail, failure_kind, \
-                 run_spec, spent FROM runfleet_begin_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                params,
-                order(command.tenant.as_str(), command.run_id.as_str()),
-            )
-            .await?;
-        let outcome: &str = row.get(0);
-        let detail = || row.get::<_, Option<String>>(4).unwrap_or_default();
-        Ok(match outcome {
-            "claimed" => Begin::Claimed {
-                fencing_token: row.get(1),
-                next_event_seq: row.get(2),
-                run_spec: row.get(6),
-                spent: serde_json::from_value(row.get::<_, Value>(7)).unwrap_or_default(),
-            },
-            "replay" => Begin::Replay(row.get(3)),
-            "conflict" => Begin::Conflict(detail()),
-            "no-run" => Begin::NoRun(detail()),
-            "cancelled" => Begin::Cancelled(detail()),
-            "run-terminal" => Begin::RunTerminal(
-                detail(),
-                row.get::<_, Option<String>>(5)
-                    .and_then(|k| serde_json::from_value(Value::String(k)).ok())
-                    .unwrap_or(FailureKind::RunTerminal),
-            ),
-            "wait" => Begin::Wait(detail()),
-            other => return Err(DbError::Unexpected(format!("begin outcome {other:?}"))),
-        })
+        self.begins
+            .call(BeginRequest {
+                command,
+                attempt,
+                worker_id: worker_id.to_owned(),
+                lease_ms: millis(lease),
+            })
+            .await
+    }
+
+    /// Begin and commit at once, for a command whose outcome was computed
+    /// (for a run of `profile`) without effects outside the journal:
+    /// `receipt` and `events` (a JSON array) are committed when it is
+    /// plainly the command's turn, the claim's fencing token and the events'
+    /// seqs added in PostgreSQL ([`Begin::Settled`]); otherwise nothing is
+    /// written ([`Begin::Slow`]).
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn settle_pure(
+        &self,
+        command: CommandRow,
+        attempt: i64,
+        worker_id: &str,
+        profile: &str,
+        receipt: bytes::Bytes,
+        events: bytes::Bytes,
+    ) -> Result<Begin, DbError> {
+        self.settles
+            .call(SettleRequest {
+                command,
+                attempt,
+                worker_id: worker_id.to_owned(),
+                profile: profile.to_owned(),
+                receipt: RawJson(receipt),
+                events: RawJson(events),
+            })
+            .await
     }
 
     /// Extends a claim's lease, and says whether the command should go on.
@@ -378,55 +444,45 @@ impl Journal {
         Ok(())
     }
 
-    /// Commits a claimed command's events, receipt and state in one fenced transaction.
+    /// Commits a claimed command's events, receipt and state in one fenced
+    /// transaction; `receipt` and `events` (a JSON array) are serialized.
     ///
     /// # Errors
     /// [`DbError`] on database failure (nothing is committed).
     pub async fn complete_command(
         &self,
         receipt: &Receipt,
-        events: &[Value],
+        receipt_json: bytes::Bytes,
+        events: bytes::Bytes,
         run_change: RunChange,
     ) -> Result<Complete, DbError> {
-        let receipt_json =
-            serde_json::to_value(receipt).map_err(|e| DbError::Unexpected(e.to_string()))?;
         let RunChange {
             status: run_status,
             failure_kind,
             reason,
             spent,
         } = run_change;
-        let run_status: Option<String> = run_status.map(|s| s.as_str().to_owned());
-        let failure_kind: Option<String> = failure_kind.map(|k| k.as_str().to_owned());
-        let spent: Option<Value> = spent.map(|s| serde_json::to_value(s).unwrap_or_default());
-        let params: Vec<Param> = vec![
-            Box::new(receipt.tenant.to_string()),
-            Box::new(receipt.run_id.to_string()),
-            Box::new(receipt.command_id.to_string()),
-            Box::new(i64::try_from(receipt.seq).unwrap_or(i64::MAX)),
-            Box::new(i64::try_from(receipt.fencing_token).unwrap_or(i64::MAX)),
-            Box::new(i64::try_from(receipt.attempt).unwrap_or(i64::MAX)),
-            Box::new(status_str(receipt.status).to_owned()),
-            Box::new(receipt_json),
-            Box::new(Value::Array(events.to_vec())),
-            Box::new(run_status),
-            Box::new(spent),
-            Box::new(failure_kind),
-            Box::new(reason),
-        ];
-        let row = self
-            .group
-            .query_one(
-                "SELECT outcome FROM runfleet_complete_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                params,
-                order(receipt.tenant.as_str(), receipt.run_id.as_str()),
-            )
-            .await?;
-        Ok(if row.get::<_, &str>(0) == "committed" {
-            Complete::Committed
-        } else {
-            Complete::Fenced
-        })
+        let spent = spent
+            .map(|s| serde_json::to_vec(&s))
+            .transpose()
+            .map_err(|e| DbError::Unexpected(e.to_string()))?;
+        self.completes
+            .call(CompleteRequest {
+                tenant: receipt.tenant.to_string(),
+                run_id: receipt.run_id.to_string(),
+                command_id: receipt.command_id.to_string(),
+                seq: i64::try_from(receipt.seq).unwrap_or(i64::MAX),
+                token: i64::try_from(receipt.fencing_token).unwrap_or(i64::MAX),
+                attempt: i64::try_from(receipt.attempt).unwrap_or(i64::MAX),
+                status: status_str(receipt.status),
+                receipt: RawJson(receipt_json),
+                events: RawJson(events),
+                run_status: run_status.map(|s| s.as_str()),
+                failure_kind: failure_kind.map(FailureKind::as_str),
+                reason,
+                spent: spent.map(|s| RawJson(s.into())),
+            })
+            .await
     }
 
     /// Records the receipt of a command that was not executed under a claim;

@@ -1,0 +1,254 @@
+//! One pull, many kinds of message: the batched hot path settles each as it
+//! would alone.
+//!
+//! A worker prepares the history (a receipted command, a closed run, a
+//! stored cancel request) and stops; then every kind of message is
+//! published while no worker runs, and one worker with room for all of them
+//! starts, so its first pull holds them all: a replay, an idempotency
+//! conflict, a command to a terminal run, a cancelled command, two commands
+//! of one run out of order, an invalid message, and ordinary commands.
+
+mod common;
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use common::{Stack, payload};
+use runfleet_producer::{new_cancel, new_command, new_run};
+use runfleet_schemas::{
+    CommandCreate, CommandKind, FailureKind, Receipt, Routed, TerminalCommandStatus, headers,
+};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn turn(run: &runfleet_schemas::RunCreate, seq: u64, text: &str) -> CommandCreate {
+    new_command(
+        &run.tenant,
+        &run.run_id,
+        seq,
+        CommandKind::Turn,
+        payload(json!({ "text": text })),
+    )
+}
+
+#[tokio::test]
+async fn one_pull_of_every_kind_of_message_ends_each_as_it_would_alone() {
+    let stack = Stack::start().await;
+    let env = stack.env.clone().with("RUNFLEET_CONCURRENCY", "512");
+    let producer = stack.producer().await;
+    let js = producer.jetstream().clone();
+
+    // History, with a worker running.
+    let mut worker = common::worker(&env, "w1").await;
+    let done = new_run("acme", "tests", "echo").unwrap();
+    let closed = new_run("acme", "tests", "echo").unwrap();
+    let doomed = new_run("acme", "tests", "echo").unwrap();
+    for run in [&done, &closed, &doomed] {
+        producer.create_run(run).await.unwrap();
+    }
+    let original = turn(&done, 1, "original");
+    let close = new_command(
+        &closed.tenant,
+        &closed.run_id,
+        1,
+        CommandKind::Close,
+        payload(json!({})),
+    );
+    let cancelled = turn(&doomed, 1, "never runs");
+    producer.send_command(&original).await.unwrap();
+    producer.send_command(&close).await.unwrap();
+    producer
+        .publish(&new_cancel(
+            &doomed.tenant,
+            &doomed.run_id,
+            Some(cancelled.command_id.clone()),
+            Some("not wanted".into()),
+        ))
+        .await
+        .unwrap();
+    stack
+        .wait_for_receipts(2, WAIT, std::slice::from_ref(&worker))
+        .await;
+    loop {
+        let requests: i64 = stack
+            .pg
+            .query_one("SELECT count(*) FROM cancel_requests", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if requests == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let original_events = events_of(&stack, &original).await;
+    worker.signal("TERM");
+    assert!(worker.wait_exit(WAIT).await.is_some(), "the worker stopped");
+
+    // The batch, published with no worker running.
+    let ordered = new_run("acme", "tests", "echo").unwrap();
+    let plain = new_run("acme", "tests", "echo").unwrap();
+    for run in [&ordered, &plain] {
+        producer.create_run(run).await.unwrap();
+    }
+    // A replay: the receipted command's exact message, redelivered (a new message id).
+    let mut replay_headers = HeaderMap::new();
+    replay_headers.insert(headers::MSG_ID, "redelivered-original");
+    js.publish_with_headers(
+        original.subject(),
+        replay_headers,
+        serde_json::to_vec(&original).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    // An idempotency conflict: the original's key with another payload.
+    let mut conflicting = turn(&done, 2, "impostor");
+    conflicting.idempotency_key = original.idempotency_key.clone();
+    producer.send_command(&conflicting).await.unwrap();
+    // A command to a terminal run, and the cancelled command.
+    let late = turn(&closed, 2, "too late");
+    producer.send_command(&late).await.unwrap();
+    producer.send_command(&cancelled).await.unwrap();
+    // Two commands of one run, out of order.
+    let (first, second) = (turn(&ordered, 1, "first"), turn(&ordered, 2, "second"));
+    producer.send_command(&second).await.unwrap();
+    producer.send_command(&first).await.unwrap();
+    // An invalid message.
+    js.publish(
+        format!("runfleet.cmd.acme.{}", plain.run_id),
+        br#"{"schema":"command.create","version":1}"#.to_vec().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    // Ordinary commands.
+    let ordinary: Vec<_> = (1..=5)
+        .map(|seq| turn(&plain, seq, &format!("ordinary {seq}")))
+        .collect();
+    for command in &ordinary {
+        producer.send_command(command).await.unwrap();
+    }
+
+    let worker = common::worker(&env, "w2").await;
+    let workers = std::slice::from_ref(&worker);
+    let receipt = |c: &CommandCreate| {
+        let (producer, c) = (&producer, c.clone());
+        async move { producer.wait_for_receipt(&c, WAIT).await.unwrap() }
+    };
+
+    // The replay republished the stored receipt and executed nothing.
+    let replayed = receipt(&original).await;
+    assert_eq!(replayed.status, TerminalCommandStatus::Completed);
+    assert_eq!(replayed.attempt, 1, "the first delivery's receipt");
+    // The conflict executed nothing and is dead-lettered.
+    let refused = receipt(&conflicting).await;
+    assert_eq!(
+        refused.failure.as_ref().map(|f| f.kind),
+        Some(FailureKind::IdempotencyConflict)
+    );
+    // The terminal run refused its late command; the cancelled one never ran.
+    let late_receipt = receipt(&late).await;
+    assert_eq!(
+        late_receipt.failure.as_ref().map(|f| f.kind),
+        Some(FailureKind::RunTerminal)
+    );
+    let cancelled_receipt = receipt(&cancelled).await;
+    assert_eq!(cancelled_receipt.status, TerminalCommandStatus::Cancelled);
+    assert!(cancelled_receipt.started_at.is_none(), "it never started");
+    // Out of order in the batch, in order in the run.
+    let (r1, r2) = (receipt(&first).await, receipt(&second).await);
+    assert_eq!(r1.status, TerminalCommandStatus::Completed);
+    assert_eq!(r2.status, TerminalCommandStatus::Completed);
+    assert!(r1.fencing_token < r2.fencing_token, "{r1:?} then {r2:?}");
+    assert!(events_end(&r1) < events_start(&r2), "{r1:?} then {r2:?}");
+    // Ordinary commands, in seq order.
+    let mut last_token = 0;
+    for command in &ordinary {
+        let r = receipt(command).await;
+        assert_eq!(r.status, TerminalCommandStatus::Completed, "{r:?}");
+        assert!(r.fencing_token > last_token, "{r:?}");
+        last_token = r.fencing_token;
+        assert_eq!(
+            r.output,
+            Some(json!({"echo": command.payload})),
+            "{}",
+            worker.log_text()
+        );
+    }
+    // Nothing of the original's ran again.
+    assert_eq!(events_of(&stack, &original).await, original_events);
+
+    // Dead letters: the conflict and the invalid message, each with its reason.
+    let dead = stack.wait_for_dead_letters(2).await;
+    let mut reasons: Vec<_> = dead.iter().map(|(reason, _, _)| reason.as_str()).collect();
+    reasons.sort_unstable();
+    assert_eq!(
+        reasons,
+        ["idempotency-conflict", "schema-invalid"],
+        "{dead:?}"
+    );
+    let invalid = dead.iter().find(|d| d.0 == "schema-invalid").unwrap();
+    assert!(
+        invalid.1.contains("required field is missing"),
+        "{invalid:?}"
+    );
+
+    // One receipt per executed or refused command in the journal (the
+    // conflict is not journaled: its key belongs to the original), and
+    // every message settled.
+    stack.wait_for_receipts(11, WAIT, workers).await;
+    assert_eq!(stack.receipt_count().await, 11);
+    wait_until_settled(&stack).await;
+}
+
+/// The stored events of a command, as (seq, kind).
+async fn events_of(stack: &Stack, command: &CommandCreate) -> Vec<(i64, String)> {
+    stack
+        .pg
+        .query(
+            "SELECT seq, event->'body'->>'kind' FROM events WHERE tenant = $1 AND run_id = $2 \
+             AND command_id = $3 ORDER BY seq",
+            &[
+                &command.tenant.as_str(),
+                &command.run_id.as_str(),
+                &command.command_id.as_str(),
+            ],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+fn events_start(receipt: &Receipt) -> u64 {
+    receipt.events.map_or(0, |e| e.first_seq)
+}
+
+fn events_end(receipt: &Receipt) -> u64 {
+    receipt.events.map_or(0, |e| e.last_seq)
+}
+
+/// Waits until the work stream is empty: every message was acked or terminated.
+async fn wait_until_settled(stack: &Stack) {
+    let js = async_nats::jetstream::new(stack.nats.client().await.unwrap());
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let mut stream = js
+            .get_stream(runfleet_schemas::subjects::WORK_STREAM)
+            .await
+            .unwrap();
+        if stream.info().await.unwrap().state.messages == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "messages left in the work stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,104 @@
+//! The begin side of a command, batched: idempotency, order, cancellation
+//! and exclusivity decided by `runfleet_begin_command` for every call of
+//! the batch in one statement, claiming the run when it is the command's
+//! turn.
+
+use std::collections::BTreeMap;
+
+use runfleet_schemas::FailureKind;
+use serde_json::Value;
+
+use super::Begin;
+use super::batch::{Conn, Op, RawJson};
+use crate::db::DbError;
+
+/// `runfleet_begin_command` for every element of the arrays, in order.
+pub(crate) const SQL: &str = "\
+SELECT b.outcome, b.fencing_token, b.next_event_seq, b.receipt, b.detail, b.failure_kind, \
+       b.run_spec, b.spent \
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::jsonb[], \
+              $7::text[], $8::bytea[], $9::int8[], $10::text[], $11::int8[]) \
+       WITH ORDINALITY AS u(tenant, run_id, command_id, seq, kind, message, key, hash, attempt, \
+                            worker, lease_ms, idx) \
+ CROSS JOIN LATERAL runfleet_begin_command(u.tenant, u.run_id, u.command_id, u.seq, u.kind, \
+       u.message, u.key, u.hash, u.attempt, u.worker, u.lease_ms) AS b \
+ ORDER BY u.idx";
+
+/// One command's begin.
+#[derive(Debug)]
+pub(crate) struct BeginRequest {
+    /// The command as stored: its identity, order and idempotency.
+    pub command: super::CommandRow,
+    /// This delivery's attempt.
+    pub attempt: i64,
+    /// This worker.
+    pub worker_id: String,
+    /// The lease a claim gets, in milliseconds.
+    pub lease_ms: i64,
+}
+
+/// The batched begin.
+pub(crate) struct BeginOp;
+
+impl Op for BeginOp {
+    type Request = BeginRequest;
+    type Answer = Begin;
+
+    fn order(request: &BeginRequest) -> (&str, &str, i64) {
+        request.command.order()
+    }
+
+    async fn run(conn: &Conn, requests: &[&BeginRequest]) -> Result<Vec<Begin>, DbError> {
+        let c = |f: fn(&BeginRequest) -> &str| requests.iter().map(|r| f(r)).collect::<Vec<_>>();
+        let tenants = c(|r| &r.command.tenant);
+        let runs = c(|r| &r.command.run_id);
+        let commands = c(|r| &r.command.command_id);
+        let kinds = c(|r| r.command.kind);
+        let keys = c(|r| &r.command.idempotency_key);
+        let workers = c(|r| &r.worker_id);
+        let seqs: Vec<i64> = requests.iter().map(|r| r.command.seq).collect();
+        let messages: Vec<&RawJson> = requests.iter().map(|r| &r.command.message).collect();
+        let hashes: Vec<&[u8]> = requests.iter().map(|r| r.command.hash.as_slice()).collect();
+        let attempts: Vec<i64> = requests.iter().map(|r| r.attempt).collect();
+        let leases: Vec<i64> = requests.iter().map(|r| r.lease_ms).collect();
+        let rows = conn
+            .client
+            .query(
+                &conn.statements.begin,
+                &[
+                    &tenants, &runs, &commands, &seqs, &kinds, &messages, &keys, &hashes,
+                    &attempts, &workers, &leases,
+                ],
+            )
+            .await?;
+        rows.iter().map(answer).collect()
+    }
+}
+
+fn answer(row: &tokio_postgres::Row) -> Result<Begin, DbError> {
+    let outcome: &str = row.try_get(0)?;
+    let detail = || row.get::<_, Option<String>>(4).unwrap_or_default();
+    Ok(match outcome {
+        "claimed" => Begin::Claimed {
+            fencing_token: row.try_get(1)?,
+            next_event_seq: row.try_get(2)?,
+            run_spec: row.try_get(6)?,
+            spent: serde_json::from_value::<BTreeMap<String, f64>>(row.try_get::<_, Value>(7)?)
+                .unwrap_or_default(),
+        },
+        "replay" => Begin::Replay(row.try_get(3)?),
+        "conflict" => Begin::Conflict(detail()),
+        "no-run" => Begin::NoRun(detail()),
+        "cancelled" => Begin::Cancelled(detail()),
+        "run-terminal" => Begin::RunTerminal(detail(), failure_kind(row.get(5))),
+        "wait" => Begin::Wait(detail()),
+        other => return Err(DbError::Unexpected(format!("begin outcome {other:?}"))),
+    })
+}
+
+/// A stored failure kind (`run-terminal` when absent or unknown).
+pub(crate) fn failure_kind(stored: Option<String>) -> FailureKind {
+    stored
+        .and_then(|k| serde_json::from_value(Value::String(k)).ok())
+        .unwrap_or(FailureKind::RunTerminal)
+}

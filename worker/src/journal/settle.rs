@@ -1,0 +1,192 @@
+//! Begin and commit fused, set-based: for commands whose backend has no
+//! effect outside the journal, one statement settles a whole batch.
+//!
+//! The worker computes each command's outcome first (receipt and events,
+//! without the claim's fencing token and the events' seqs), then this
+//! statement, in one transaction:
+//! 1. locks every run of the batch once, in (tenant, run id) order;
+//! 2. keeps the commands that are plainly their run's next ones: the run is
+//!    open, unleased, of the expected profile, with neither bundle nor
+//!    budgets; the command is no `close`, is not known yet (by key, id or
+//!    seq), is not cancelled, and with the batch's other commands of its run
+//!    forms the contiguous seq prefix from the run's `next_seq`;
+//! 3. writes those in their final state with multi-row inserts (commands,
+//!    events, receipts) and moves each run once (`next_seq += k`, the
+//!    fencing token and event seq by as much), numbering tokens and events
+//!    in seq order.
+//!
+//! Every other command is answered [`Begin::Slow`] and nothing is written
+//! for it: the worker takes it through the two-step path, which answers
+//! every other case (replay, conflict, wait, cancelled, terminal run).
+
+use super::batch::{Conn, Op, RawJson};
+use super::{Begin, CommandRow};
+use crate::db::DbError;
+
+/// The set-based settle of a batch.
+pub(crate) const SQL: &str = r"
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::jsonb[],
+                         $7::text[], $8::bytea[], $9::int8[], $10::text[], $11::text[],
+                         $12::jsonb[], $13::jsonb[])
+        WITH ORDINALITY AS u(tenant, run_id, command_id, seq, kind, message, key, hash, attempt,
+                             worker, profile, receipt, events, idx)
+), locked AS (
+    SELECT r.tenant, r.run_id, r.status, r.next_seq, r.next_event_seq, r.fencing_token,
+           r.lease_holder, r.lease_expires_at, r.backend_profile, r.spec
+      FROM runs r
+     WHERE (r.tenant, r.run_id) IN (SELECT tenant, run_id FROM input)
+     ORDER BY r.tenant, r.run_id
+       FOR UPDATE
+), candidates AS (
+    SELECT i.*, jsonb_array_length(i.events) AS event_count,
+           l.next_seq, l.next_event_seq, l.fencing_token,
+           count(*) OVER (PARTITION BY i.tenant, i.run_id, i.seq) > 1
+           OR count(*) OVER (PARTITION BY i.tenant, i.run_id, i.key) > 1
+           OR count(*) OVER (PARTITION BY i.tenant, i.run_id, i.command_id) > 1 AS duplicated,
+           row_number() OVER (PARTITION BY i.tenant, i.run_id ORDER BY i.seq) AS rn
+      FROM input i
+      JOIN locked l ON l.tenant = i.tenant AND l.run_id = i.run_id
+     WHERE l.status IN ('pending', 'claimed')
+       AND (l.lease_holder IS NULL OR l.lease_expires_at <= now())
+       AND l.backend_profile = i.profile
+       AND NOT (l.spec ? 'resource_bundle') AND NOT (l.spec ? 'budgets')
+       AND i.kind <> 'close'
+       AND NOT EXISTS (SELECT 1 FROM commands c
+                        WHERE c.tenant = i.tenant AND c.run_id = i.run_id AND c.seq = i.seq)
+       AND NOT EXISTS (SELECT 1 FROM commands c
+                        WHERE c.tenant = i.tenant AND c.run_id = i.run_id AND c.idempotency_key = i.key)
+       AND NOT EXISTS (SELECT 1 FROM commands c
+                        WHERE c.tenant = i.tenant AND c.run_id = i.run_id AND c.command_id = i.command_id)
+       AND NOT EXISTS (SELECT 1 FROM cancel_requests cr
+                        WHERE cr.tenant = i.tenant AND cr.run_id = i.run_id
+                          AND cr.command_id IN (i.command_id, ''))
+), flagged AS (
+    SELECT c.*, bool_or(c.duplicated) OVER (PARTITION BY c.tenant, c.run_id) AS run_duplicated
+      FROM candidates c
+), prefix AS (
+    SELECT f.*, f.fencing_token + f.rn AS token,
+           f.next_event_seq - f.event_count
+             + sum(f.event_count) OVER (PARTITION BY f.tenant, f.run_id ORDER BY f.seq) AS first_event,
+           max(f.seq) OVER (PARTITION BY f.tenant, f.run_id) AS last_seq
+      FROM flagged f
+     WHERE f.seq = f.next_seq + f.rn - 1 AND NOT f.run_duplicated
+), settled AS (
+    -- `waiter`: the run's next command is recorded (a worker may wait for
+    -- it). A run whose next command already has a receipt (cancelled before
+    -- its turn) is left to the two-step path, which moves the run past it.
+    SELECT p.*, n.command_id IS NOT NULL AS waiter
+      FROM prefix p
+      LEFT JOIN LATERAL (
+          SELECT c.command_id, EXISTS (
+                     SELECT 1 FROM journal j
+                      WHERE j.tenant = c.tenant AND j.run_id = c.run_id
+                        AND j.command_id = c.command_id AND j.step = 'receipt') AS receipted
+            FROM commands c
+           WHERE c.tenant = p.tenant AND c.run_id = p.run_id AND c.seq = p.last_seq + 1
+      ) n ON true
+     WHERE NOT coalesce(n.receipted, false)
+), new_commands AS (
+    INSERT INTO commands (tenant, run_id, command_id, seq, kind, message, idempotency_key,
+                          payload_hash, status, attempt, worker_id, fencing_token, started_at,
+                          finished_at)
+    SELECT tenant, run_id, command_id, seq, kind, message, key, hash, receipt ->> 'status',
+           attempt, worker, token, now(), now()
+      FROM settled
+), new_events AS (
+    INSERT INTO events (tenant, run_id, seq, command_id, event, at)
+    SELECT s.tenant, s.run_id, s.first_event + e.n - 1, s.command_id,
+           e.body || jsonb_build_object('seq', s.first_event + e.n - 1),
+           (e.body ->> 'at')::timestamptz
+      FROM settled s CROSS JOIN LATERAL jsonb_array_elements(s.events) WITH ORDINALITY AS e(body, n)
+), new_receipts AS (
+    INSERT INTO journal (tenant, run_id, command_id, step, attempt, fencing_token, status, result)
+    SELECT tenant, run_id, command_id, 'receipt', attempt, token, receipt ->> 'status',
+           receipt || jsonb_build_object(
+               'fencing_token', token,
+               'events', jsonb_build_object('first_seq', first_event,
+                                            'last_seq', first_event + event_count - 1))
+      FROM settled
+), moved AS (
+    SELECT tenant, run_id, max(token) AS token, max(seq) AS last_seq,
+           max(first_event + event_count) AS next_event_seq
+      FROM settled GROUP BY tenant, run_id
+), updated AS (
+    UPDATE runs r
+       SET fencing_token = m.token, next_seq = m.last_seq + 1, next_event_seq = m.next_event_seq,
+           status = 'claimed', updated_at = now()
+      FROM moved m
+     WHERE r.tenant = m.tenant AND r.run_id = m.run_id
+)
+SELECT s.token, s.first_event, s.waiter
+  FROM input i
+  LEFT JOIN settled s ON s.idx = i.idx
+ ORDER BY i.idx";
+
+/// One pure command, with its outcome computed.
+#[derive(Debug)]
+pub(crate) struct SettleRequest {
+    /// The command as stored.
+    pub command: CommandRow,
+    /// This delivery's attempt.
+    pub attempt: i64,
+    /// This worker.
+    pub worker_id: String,
+    /// The profile the run must have (the outcome was computed for it).
+    pub profile: String,
+    /// The receipt, without the claim's fencing token and event range (added here).
+    pub receipt: RawJson,
+    /// The events (a JSON array), without their seqs (added here).
+    pub events: RawJson,
+}
+
+/// The batched fused settle.
+pub(crate) struct SettleOp;
+
+impl Op for SettleOp {
+    type Request = SettleRequest;
+    type Answer = Begin;
+
+    fn order(request: &SettleRequest) -> (&str, &str, i64) {
+        request.command.order()
+    }
+
+    async fn run(conn: &Conn, requests: &[&SettleRequest]) -> Result<Vec<Begin>, DbError> {
+        let c = |f: fn(&SettleRequest) -> &str| requests.iter().map(|r| f(r)).collect::<Vec<_>>();
+        let tenants = c(|r| &r.command.tenant);
+        let runs = c(|r| &r.command.run_id);
+        let commands = c(|r| &r.command.command_id);
+        let kinds = c(|r| r.command.kind);
+        let keys = c(|r| &r.command.idempotency_key);
+        let workers = c(|r| &r.worker_id);
+        let profiles = c(|r| &r.profile);
+        let seqs: Vec<i64> = requests.iter().map(|r| r.command.seq).collect();
+        let messages: Vec<&RawJson> = requests.iter().map(|r| &r.command.message).collect();
+        let hashes: Vec<&[u8]> = requests.iter().map(|r| r.command.hash.as_slice()).collect();
+        let attempts: Vec<i64> = requests.iter().map(|r| r.attempt).collect();
+        let receipts: Vec<&RawJson> = requests.iter().map(|r| &r.receipt).collect();
+        let events: Vec<&RawJson> = requests.iter().map(|r| &r.events).collect();
+        let rows = conn
+            .client
+            .query(
+                &conn.statements.settle,
+                &[
+                    &tenants, &runs, &commands, &seqs, &kinds, &messages, &keys, &hashes,
+                    &attempts, &workers, &profiles, &receipts, &events,
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(match row.try_get::<_, Option<i64>>(0)? {
+                    None => Begin::Slow,
+                    Some(fencing_token) => Begin::Settled {
+                        fencing_token,
+                        next_event_seq: row.try_get(1)?,
+                        waiter: row.try_get::<_, Option<bool>>(2)?.unwrap_or(false),
+                    },
+                })
+            })
+            .collect()
+    }
+}
