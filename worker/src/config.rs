@@ -100,7 +100,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// PostgreSQL connections in this worker's pool.
     pub pg_pool_size: u32,
-    /// Group-commit transactions in flight per worker.
+    /// Journal batches in flight per worker (each on a connection of its
+    /// own, outside the pool).
     pub group_commits: usize,
     /// How long a command waits for its run to be created before it is dead-lettered.
     #[serde(with = "human")]
@@ -228,7 +229,7 @@ pub struct Overrides {
     #[arg(long, env = "RUNFLEET_WORKER_ID")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<String>,
-    /// Messages handled at once [default: 64].
+    /// Messages handled at once [default: 512].
     #[arg(long, env = "RUNFLEET_CONCURRENCY")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
@@ -236,7 +237,7 @@ pub struct Overrides {
     #[arg(long, env = "RUNFLEET_PG_POOL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pg_pool_size: Option<u32>,
-    /// Group-commit transactions in flight [default: 2].
+    /// Journal batches in flight, each on its own connection [default: 2].
     #[arg(long, env = "RUNFLEET_GROUP_COMMITS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_commits: Option<usize>,

@@ -679,10 +679,15 @@ impl Turn<'_> {
             .command_started(&profile, self.command.tenant.as_str());
         self.count_outcome(&receipt, Duration::ZERO);
         let traceparent = self.traceparent.as_deref();
+        let publishing = Instant::now();
         tokio::try_join!(
             publish_all(&shared.jetstream, &events, traceparent),
             publish(&shared.jetstream, &receipt, traceparent),
         )?;
+        tracing::debug!(
+            publish_ms = publishing.elapsed().as_secs_f64() * 1e3,
+            "settled, published"
+        );
         Ok(Disposition::Ack)
     }
 

@@ -36,6 +36,8 @@ pub(crate) struct Prepared {
     pub complete: Statement,
     /// The set-based settle of pure commands.
     pub settle: Statement,
+    /// `runfleet_settle_pure` over arrays (small batches).
+    pub settle_each: Statement,
     /// `runfleet_create_run` over arrays.
     pub create_run: Statement,
 }
@@ -132,6 +134,7 @@ async fn connect(url: &str) -> Result<Conn, DbError> {
         begin: client.prepare(super::begin::SQL).await?,
         complete: client.prepare(super::complete::SQL).await?,
         settle: client.prepare(super::settle::SQL).await?,
+        settle_each: client.prepare(super::settle::PER_COMMAND_SQL).await?,
         create_run: client.prepare(super::create_run::SQL).await?,
     };
     Ok(Conn { client, statements })

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! scripts/bench                       # everything, at the defaults below
-//! scripts/bench --mode drain --commands 200000 --runs 2000 --workers 1,3
+//! scripts/bench --mode drain --commands 200000 --runs 10000 --workers 1,3
 //! scripts/bench --mode latency --rate 500 --seconds 60
 //! ```
 //!
@@ -16,9 +16,9 @@
 //!   consume and ack them) and raw PostgreSQL (N rows in 100-row
 //!   transactions from one client).
 //! - `drain`: N `echo` commands over R runs pre-published with no worker
-//!   running; then W workers start, and the clock runs until PostgreSQL shows
-//!   the last receipt committed (a count, read every 20 ms); the messages'
-//!   acks are checked after. Comparable with the peers' drain.
+//!   running; then W workers start, and the clock runs until every message
+//!   is acked (the consumer is empty, read every 20 ms) and PostgreSQL holds
+//!   every receipt (a count). Comparable with the peers' drain.
 //! - `replay`: after a drain, the same N commands are published again under
 //!   new message ids (redeliveries of receipted commands, as after a lost
 //!   ack); workers start and the clock runs until the consumer is empty.
@@ -57,7 +57,7 @@ struct Args {
     #[arg(long, default_value_t = 200_000)]
     commands: usize,
     /// Runs the drained commands are spread over (seq-major).
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 10_000)]
     runs: usize,
     /// Worker processes for drain and replay, one measurement each.
     #[arg(long, value_delimiter = ',', default_value = "1,3")]
