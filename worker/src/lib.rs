@@ -37,6 +37,7 @@ pub mod service;
 pub mod sessions;
 pub mod setup;
 pub mod telemetry;
+pub mod text;
 pub mod waiters;
 pub mod worker;
 pub mod workspace;

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::config::Settings;
+
 /// The oldest nats-server the fleet runs against.
 pub const MIN_NATS_SERVER: Version = Version {
     major: 2,
@@ -126,7 +128,7 @@ pub async fn check_nats(client: &async_nats::Client, url: &str) -> Result<Versio
 /// # Errors
 /// The first [`PreflightError`] found.
 pub async fn run(config: &crate::config::Settings) -> Result<Report, PreflightError> {
-    let client = crate::worker::connect_nats(config).await?;
+    let client = connect_nats(config).await?;
     let url = runfleet_producer::connect::without_userinfo(&config.nats_url);
     let nats_version = check_nats(&client, &url).await?;
     let (pg, connection) =
@@ -150,6 +152,28 @@ pub async fn run(config: &crate::config::Settings) -> Result<Report, PreflightEr
         nats_version,
         postgres_version,
     })
+}
+
+/// Connects to NATS (with the configured authentication and TLS) and
+/// checks it (version, JetStream).
+///
+/// # Errors
+/// [`PreflightError`].
+pub async fn connect_nats(config: &Settings) -> Result<async_nats::Client, PreflightError> {
+    let url = runfleet_producer::connect::without_userinfo(&config.nats_url);
+    let client = config
+        .nats
+        .connect(&config.nats_url)
+        .await
+        .map_err(|cause| PreflightError::NatsConnect {
+            url: url.clone(),
+            cause: match cause {
+                runfleet_producer::ProducerError::Connect { cause, .. } => cause.to_string(),
+                other => other.to_string(),
+            },
+        })?;
+    check_nats(&client, &url).await?;
+    Ok(client)
 }
 
 #[cfg(test)]

@@ -356,11 +356,7 @@ fn one_line(message: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     if line.len() > MAX_ERROR_LEN {
-        let mut end = MAX_ERROR_LEN;
-        while !line.is_char_boundary(end) {
-            end -= 1;
-        }
-        line.truncate(end);
+        line.truncate(crate::text::head(&line, MAX_ERROR_LEN).len());
         line.push('…');
     }
     line

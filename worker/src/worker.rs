@@ -27,7 +27,7 @@ use crate::backend::Backends;
 use crate::cancels::Cancels;
 use crate::config::{ConfigError, Settings};
 use crate::db::{DbError, Pool};
-use crate::handler;
+use crate::handler::{self, Shared};
 use crate::http;
 use crate::journal::Journal;
 use crate::metrics::Metrics;
@@ -67,81 +67,12 @@ pub enum WorkerError {
     Config(#[from] ConfigError),
 }
 
-/// What every message handler shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    /// The configuration.
-    pub config: Settings,
-    /// This worker's id.
-    pub worker_id: String,
-    /// The journal.
-    pub journal: Journal,
-    /// JetStream, for publishing receipts, events and dead letters.
-    pub jetstream: jetstream::Context,
-    /// Core NATS, for wake-ups between workers.
-    pub client: async_nats::Client,
-    /// The backends of the profiles this worker serves.
-    pub backends: Backends,
-    /// Scrubs credentials from everything stored, published or logged.
-    pub redactor: Redactor,
-    /// Where runs' working directories live.
-    pub run_dirs: RunDirs,
-    /// Commands waiting for their turn.
-    pub waiters: Waiters,
-    /// Running commands, to stop when cancelled.
-    pub cancels: Cancels,
-    /// Prometheus metrics.
-    pub metrics: Metrics,
-    /// Run-level events (closings outside any command).
-    pub run_log: RunLog,
-    /// Runs whose pure commands are settled in one statement.
-    pub pure_runs: crate::pure_runs::PureRuns,
-    /// Cancelled when in-flight work must stop now (after the shutdown grace).
-    pub abort: CancellationToken,
-}
-
-impl Shared {
-    /// Tells waiters here and in other workers that the run moved on.
-    pub fn announce(&self, tenant: &str, run_id: &str) {
-        self.waiters.announce(&self.client, tenant, run_id);
-    }
-
-    /// The delivery limit, as a delivery count.
-    pub fn max_deliver(&self) -> u64 {
-        u64::try_from(self.config.max_deliver)
-            .unwrap_or(u64::MAX)
-            .max(1)
-    }
-}
-
-/// Connects to NATS (with the configured authentication and TLS) and
-/// checks it (version, JetStream).
-///
-/// # Errors
-/// [`PreflightError`].
-pub async fn connect_nats(config: &Settings) -> Result<async_nats::Client, PreflightError> {
-    let url = runfleet_producer::connect::without_userinfo(&config.nats_url);
-    let client = config
-        .nats
-        .connect(&config.nats_url)
-        .await
-        .map_err(|cause| PreflightError::NatsConnect {
-            url: url.clone(),
-            cause: match cause {
-                runfleet_producer::ProducerError::Connect { cause, .. } => cause.to_string(),
-                other => other.to_string(),
-            },
-        })?;
-    preflight::check_nats(&client, &url).await?;
-    Ok(client)
-}
-
 /// `runfleet-worker setup`: streams, consumer and migrations; returns the migrations applied.
 ///
 /// # Errors
 /// [`WorkerError`].
 pub async fn setup(config: &Settings) -> Result<usize, WorkerError> {
-    let client = connect_nats(config).await?;
+    let client = preflight::connect_nats(config).await?;
     let pool = Pool::connect(&config.database_url, 2).await?;
     let applied = setup::migrate(&pool).await?;
     setup::ensure_streams(&jetstream::new(client.clone()), &config.streams()).await?;
@@ -180,7 +111,7 @@ pub async fn run_with(
         .with_secrets(profiles.iter().flat_map(|(_, p)| p.secret_values()))
         .with_secrets(config.secret_values());
     let worker_id = config.worker_id();
-    let client = connect_nats(&config).await?;
+    let client = preflight::connect_nats(&config).await?;
     let js = jetstream::new(client.clone());
     let pool = Pool::connect(&config.database_url, config.pg_pool_size).await?;
     setup::migrate(&pool).await?;

@@ -427,14 +427,7 @@ impl Repo<'_> {
             .map_err(io_err(format!("run git {step}")))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let mut tail = stderr.trim();
-            if tail.len() > STDERR_TAIL {
-                let mut cut = tail.len() - STDERR_TAIL;
-                while !tail.is_char_boundary(cut) {
-                    cut += 1;
-                }
-                tail = &tail[cut..];
-            }
+            let tail = crate::text::tail(stderr.trim(), STDERR_TAIL);
             let stderr = match tail {
                 "" => output.status.to_string(),
                 tail => scrub(tail),

@@ -646,14 +646,7 @@ fn describe(status: Option<ExitStatus>) -> String {
 
 /// The last `max` bytes of `text` (on a character boundary).
 fn tail_str(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
+    crate::text::tail(text, max)
 }
 
 /// SIGTERM to the group, SIGKILL after `grace`; then the rest of the group.

@@ -12,7 +12,7 @@ use async_nats::jetstream::{self, AckKind};
 use runfleet_schemas::{ControlCancel, FailureKind, subjects};
 
 use super::{Delivery, Disposition, Retryable, dead_letter, delivery_of, drive, oversized, read};
-use crate::worker::Shared;
+use crate::handler::Shared;
 
 /// Handles one control message to the end.
 pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {

@@ -9,8 +9,8 @@ use runfleet_schemas::{
 };
 
 use super::{Delivery, Disposition, Retryable};
+use crate::handler::Shared;
 use crate::publisher::publish;
-use crate::worker::Shared;
 
 /// The largest payload a dead letter's stream copy carries.
 const MAX_PUBLISHED_PAYLOAD: usize = 256 * 1024;
@@ -95,10 +95,7 @@ pub(crate) async fn dead_letter(
     let mut stored: DeadLetter = decode_value(stored).unwrap_or(letter);
     // The stream's copy must fit NATS's payload limit; PostgreSQL keeps the whole.
     if stored.payload.len() > MAX_PUBLISHED_PAYLOAD {
-        let mut end = MAX_PUBLISHED_PAYLOAD;
-        while !stored.payload.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = crate::text::head(&stored.payload, MAX_PUBLISHED_PAYLOAD).len();
         stored.message = format!(
             "{} [this copy holds the first {end} of {} payload bytes; the dead_letters table in PostgreSQL has all of it]",
             stored.message,

@@ -11,6 +11,7 @@ mod command;
 pub(crate) mod control;
 mod dead_letter;
 mod run_create;
+mod shared;
 mod supervise;
 
 use std::time::Duration;
@@ -24,9 +25,9 @@ use tracing::Instrument;
 use crate::db::DbError;
 use crate::publisher::PublishError;
 use crate::retry::nak_delay;
-use crate::worker::Shared;
 
 pub(crate) use dead_letter::dead_letter;
+pub(crate) use shared::Shared;
 
 /// What to do with the delivered message once handling is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

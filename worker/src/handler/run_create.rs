@@ -6,8 +6,8 @@ use async_nats::jetstream;
 use runfleet_schemas::{FailureKind, RunCreate};
 
 use super::{Delivery, Disposition, Retryable, dead_letter};
+use crate::handler::Shared;
 use crate::journal::CreateRun;
-use crate::worker::Shared;
 
 pub(super) async fn handle(
     shared: &Shared,

@@ -139,12 +139,9 @@ impl Breadcrumbs {
 /// A short description of an event for breadcrumbs.
 fn summary(body: &EventBody) -> String {
     let clip = |s: &str| {
-        let mut end = s.len().min(120);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        if end < s.len() {
-            format!("{:?}…", &s[..end])
+        let head = crate::text::head(s, 120);
+        if head.len() < s.len() {
+            format!("{head:?}…")
         } else {
             format!("{s:?}")
         }
@@ -180,10 +177,7 @@ fn bound(text: &mut String) {
     if text.len() <= MAX_EVENT_TEXT_BYTES {
         return;
     }
-    let mut end = MAX_EVENT_TEXT_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = crate::text::head(text, MAX_EVENT_TEXT_BYTES).len();
     let cut = text.len() - end;
     text.truncate(end);
     text.push_str(&format!("… [{cut} bytes cut]"));

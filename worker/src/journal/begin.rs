@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use runfleet_schemas::FailureKind;
 use serde_json::Value;
 
-use super::Begin;
-use super::batch::{Conn, Op, RawJson};
+use super::batch::{Conn, Op};
+use super::{Begin, CommandColumns};
 use crate::db::DbError;
 
 /// `runfleet_begin_command` for every element of the arrays, in order.
@@ -49,16 +49,8 @@ impl Op for BeginOp {
     }
 
     async fn run(conn: &Conn, requests: &[&BeginRequest]) -> Result<Vec<Begin>, DbError> {
-        let c = |f: fn(&BeginRequest) -> &str| requests.iter().map(|r| f(r)).collect::<Vec<_>>();
-        let tenants = c(|r| &r.command.tenant);
-        let runs = c(|r| &r.command.run_id);
-        let commands = c(|r| &r.command.command_id);
-        let kinds = c(|r| r.command.kind);
-        let keys = c(|r| &r.command.idempotency_key);
-        let workers = c(|r| &r.worker_id);
-        let seqs: Vec<i64> = requests.iter().map(|r| r.command.seq).collect();
-        let messages: Vec<&RawJson> = requests.iter().map(|r| &r.command.message).collect();
-        let hashes: Vec<&[u8]> = requests.iter().map(|r| r.command.hash.as_slice()).collect();
+        let c = CommandColumns::of(requests.iter().map(|r| &r.command));
+        let workers: Vec<&str> = requests.iter().map(|r| r.worker_id.as_str()).collect();
         let attempts: Vec<i64> = requests.iter().map(|r| r.attempt).collect();
         let leases: Vec<i64> = requests.iter().map(|r| r.lease_ms).collect();
         let rows = conn
@@ -66,8 +58,17 @@ impl Op for BeginOp {
             .query(
                 &conn.statements.begin,
                 &[
-                    &tenants, &runs, &commands, &seqs, &kinds, &messages, &keys, &hashes,
-                    &attempts, &workers, &leases,
+                    &c.tenants,
+                    &c.runs,
+                    &c.commands,
+                    &c.seqs,
+                    &c.kinds,
+                    &c.messages,
+                    &c.keys,
+                    &c.hashes,
+                    &attempts,
+                    &workers,
+                    &leases,
                 ],
             )
             .await?;

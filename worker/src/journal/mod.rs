@@ -6,10 +6,10 @@
 //! the run's fencing token and every outcome is committed only under the
 //! token that claimed it.
 //!
-//! The hot path (begin, complete, and the fused settle of pure commands) is
-//! batched: [`batch`] gathers concurrent calls of one kind into one
-//! prepared statement; [`begin`], [`complete`] and [`settle`] are those
-//! statements. The rest are single calls on the pool.
+//! The hot path (begin, complete, run creation, and the fused settle of
+//! pure commands) is batched: `batch` gathers concurrent calls of one kind
+//! into one prepared statement; `begin`, `complete`, `create_run` and
+//! `settle` are those statements. The rest are single calls on the pool.
 
 mod batch;
 mod begin;
@@ -46,6 +46,45 @@ pub struct CommandRow {
     pub(crate) message: RawJson,
     pub(crate) idempotency_key: String,
     pub(crate) hash: Vec<u8>,
+}
+
+/// Commands as the array parameters of a batch statement, column by column.
+pub(crate) struct CommandColumns<'a> {
+    pub(crate) tenants: Vec<&'a str>,
+    pub(crate) runs: Vec<&'a str>,
+    pub(crate) commands: Vec<&'a str>,
+    pub(crate) seqs: Vec<i64>,
+    pub(crate) kinds: Vec<&'a str>,
+    pub(crate) messages: Vec<&'a RawJson>,
+    pub(crate) keys: Vec<&'a str>,
+    pub(crate) hashes: Vec<&'a [u8]>,
+}
+
+impl<'a> CommandColumns<'a> {
+    /// The columns of `rows`, in their order.
+    pub(crate) fn of(rows: impl ExactSizeIterator<Item = &'a CommandRow>) -> CommandColumns<'a> {
+        let mut columns = CommandColumns {
+            tenants: Vec::with_capacity(rows.len()),
+            runs: Vec::with_capacity(rows.len()),
+            commands: Vec::with_capacity(rows.len()),
+            seqs: Vec::with_capacity(rows.len()),
+            kinds: Vec::with_capacity(rows.len()),
+            messages: Vec::with_capacity(rows.len()),
+            keys: Vec::with_capacity(rows.len()),
+            hashes: Vec::with_capacity(rows.len()),
+        };
+        for row in rows {
+            columns.tenants.push(&row.tenant);
+            columns.runs.push(&row.run_id);
+            columns.commands.push(&row.command_id);
+            columns.seqs.push(row.seq);
+            columns.kinds.push(row.kind);
+            columns.messages.push(&row.message);
+            columns.keys.push(&row.idempotency_key);
+            columns.hashes.push(&row.hash);
+        }
+        columns
+    }
 }
 
 impl CommandRow {

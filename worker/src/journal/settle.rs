@@ -27,7 +27,7 @@
 
 use super::batch::{Conn, Op, RawJson};
 use super::begin::failure_kind;
-use super::{Begin, CommandRow};
+use super::{Begin, CommandColumns, CommandRow};
 use crate::db::DbError;
 
 /// Batches this large and larger use the set-based statement.
@@ -174,17 +174,9 @@ impl Op for SettleOp {
     }
 
     async fn run(conn: &Conn, requests: &[&SettleRequest]) -> Result<Vec<Begin>, DbError> {
-        let c = |f: fn(&SettleRequest) -> &str| requests.iter().map(|r| f(r)).collect::<Vec<_>>();
-        let tenants = c(|r| &r.command.tenant);
-        let runs = c(|r| &r.command.run_id);
-        let commands = c(|r| &r.command.command_id);
-        let kinds = c(|r| r.command.kind);
-        let keys = c(|r| &r.command.idempotency_key);
-        let workers = c(|r| &r.worker_id);
-        let profiles = c(|r| &r.profile);
-        let seqs: Vec<i64> = requests.iter().map(|r| r.command.seq).collect();
-        let messages: Vec<&RawJson> = requests.iter().map(|r| &r.command.message).collect();
-        let hashes: Vec<&[u8]> = requests.iter().map(|r| r.command.hash.as_slice()).collect();
+        let c = CommandColumns::of(requests.iter().map(|r| &r.command));
+        let workers: Vec<&str> = requests.iter().map(|r| r.worker_id.as_str()).collect();
+        let profiles: Vec<&str> = requests.iter().map(|r| r.profile.as_str()).collect();
         let attempts: Vec<i64> = requests.iter().map(|r| r.attempt).collect();
         let receipts: Vec<&RawJson> = requests.iter().map(|r| &r.receipt).collect();
         let events: Vec<&RawJson> = requests.iter().map(|r| &r.events).collect();
@@ -199,8 +191,19 @@ impl Op for SettleOp {
             .query(
                 statement,
                 &[
-                    &tenants, &runs, &commands, &seqs, &kinds, &messages, &keys, &hashes,
-                    &attempts, &workers, &profiles, &receipts, &events,
+                    &c.tenants,
+                    &c.runs,
+                    &c.commands,
+                    &c.seqs,
+                    &c.kinds,
+                    &c.messages,
+                    &c.keys,
+                    &c.hashes,
+                    &attempts,
+                    &workers,
+                    &profiles,
+                    &receipts,
+                    &events,
                 ],
             )
             .await?;

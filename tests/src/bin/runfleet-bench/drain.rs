@@ -52,27 +52,13 @@ pub async fn measure(args: &Args, workers: usize, replay: bool) -> anyhow::Resul
             receipted(&pg, TENANT).await?
         );
         if last_sample.elapsed() >= Duration::from_millis(200) {
-            peak_kib = peak_kib.max(
-                fleet
-                    .iter()
-                    .filter_map(rss_kib)
-                    .map(|(_, hwm)| hwm)
-                    .max()
-                    .unwrap_or(0),
-            );
+            peak_kib = peak_kib.max(peak_rss_kib(&fleet));
             last_sample = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let took = started.elapsed();
-    peak_kib = peak_kib.max(
-        fleet
-            .iter()
-            .filter_map(rss_kib)
-            .map(|(_, hwm)| hwm)
-            .max()
-            .unwrap_or(0),
-    );
+    peak_kib = peak_kib.max(peak_rss_kib(&fleet));
     let rate = commands.len() as f64 / took.as_secs_f64();
     println!(
         "drain workers={workers} commands={} runs={} drain_per_s={rate:.0} seconds={:.2} \
@@ -124,4 +110,14 @@ pub async fn measure(args: &Args, workers: usize, replay: bool) -> anyhow::Resul
     }
     let _ = fleet::backlog(&js).await;
     Ok(rate)
+}
+
+/// The largest peak RSS (KiB) among `fleet`.
+fn peak_rss_kib(fleet: &[runfleet_tests::TestWorker]) -> u64 {
+    fleet
+        .iter()
+        .filter_map(rss_kib)
+        .map(|(_, hwm)| hwm)
+        .max()
+        .unwrap_or(0)
 }

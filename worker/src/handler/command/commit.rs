@@ -1,0 +1,174 @@
+//! The fenced commit of a claimed command's events, receipt and state, then
+//! publish; and what every committed outcome does next (the crash-test
+//! failpoint, wake-ups, metrics).
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use runfleet_schemas::{
+    EventBody, EventRange, Failure, MAX_RECEIPT_OUTPUT_BYTES, Receipt, Routed,
+    TerminalCommandStatus,
+};
+use serde_json::Value;
+
+use super::Turn;
+use super::execute::{Claim, Ending};
+use crate::config::Failpoint;
+use crate::handler::{Disposition, Retryable};
+use crate::journal::Complete;
+use crate::publisher::{publish_all_bytes, publish_bytes, serialize_all};
+
+impl Turn<'_> {
+    /// The fenced commit of events and receipt, then publish, then ack.
+    pub(super) async fn commit(
+        &self,
+        claim: &Claim,
+        started_at: DateTime<Utc>,
+        ending: Ending,
+    ) -> Result<Disposition, Retryable> {
+        let shared = self.shared;
+        let token = claim.token;
+        let next_event_seq = claim.next_event_seq;
+        let redactor = &shared.redactor;
+        let Ending {
+            output,
+            failure,
+            events: bodies,
+            run_change,
+            budget_remaining,
+        } = ending;
+        let status = failure
+            .as_ref()
+            .map_or(TerminalCommandStatus::Completed, |f| f.kind.status());
+        let failure = failure.map(|f| Failure {
+            kind: f.kind,
+            message: bound_text(&redactor.redact(&f.message), MAX_FAILURE_MESSAGE_BYTES),
+        });
+        let output = output.map(|mut output| {
+            redactor.redact_value(&mut output);
+            output
+        });
+        let mut bodies = bodies;
+        bodies.push(EventBody::TerminalStatus {
+            status,
+            failure_kind: failure.as_ref().map(|f| f.kind),
+        });
+        let first_seq = u64::try_from(next_event_seq).unwrap_or(1).max(1);
+        let events = self.events(bodies, first_seq);
+        let range = EventRange {
+            first_seq,
+            last_seq: first_seq + events.len() as u64 - 1,
+        };
+        let mut receipt = self.receipt(
+            status,
+            failure,
+            output,
+            Some(range),
+            u64::try_from(token).unwrap_or(0),
+            Some(started_at),
+        );
+        receipt.budget_remaining = budget_remaining;
+        let (event_bytes, events_json) = serialize_all(&events).map_err(serialization)?;
+        let receipt_json = bytes::Bytes::from(serde_json::to_vec(&receipt).map_err(serialization)?);
+        let committing = Instant::now();
+        match shared
+            .journal
+            .complete_command(&receipt, receipt_json.clone(), events_json, run_change)
+            .await?
+        {
+            Complete::Committed { waiter } => {
+                self.after_commit(waiter);
+                let commit_ms = committing.elapsed().as_secs_f64() * 1e3;
+                self.count_outcome(&receipt, committing.elapsed());
+                let publishing = Instant::now();
+                let traceparent = self.traceparent.as_deref();
+                tokio::try_join!(
+                    publish_all_bytes(&shared.jetstream, &events, &event_bytes, traceparent),
+                    publish_bytes(
+                        &shared.jetstream,
+                        &receipt,
+                        receipt.msg_id(),
+                        traceparent,
+                        receipt_json
+                    ),
+                )?;
+                tracing::debug!(status = ?status, commit_ms, publish_ms = publishing.elapsed().as_secs_f64() * 1e3, "receipt committed and published");
+                Ok(Disposition::Ack)
+            }
+            Complete::Fenced => {
+                tracing::warn!(
+                    fencing_token = token,
+                    "claim superseded by a newer one; outcome discarded"
+                );
+                Ok(Disposition::Leave)
+            }
+        }
+    }
+
+    /// Right after a commit: the crash-test failpoint, then the wake-up of
+    /// commands waiting for this run (in other workers only when the next
+    /// command is recorded: nobody else can be waiting otherwise).
+    pub(super) fn after_commit(&self, waiter: bool) {
+        let shared = self.shared;
+        if shared.config.failpoint == Some(Failpoint::ExitAfterCommit) {
+            tracing::warn!("failpoint exit-after-commit: aborting before publish and ack");
+            std::process::abort();
+        }
+        let (tenant, run_id) = (self.command.tenant.as_str(), self.command.run_id.as_str());
+        if waiter {
+            shared.announce(tenant, run_id);
+        } else {
+            shared.waiters.wake(&self.key);
+        }
+    }
+
+    /// Metrics for a committed outcome.
+    pub(super) fn count_outcome(&self, receipt: &Receipt, commit: Duration) {
+        let metrics = &self.shared.metrics;
+        let profile = self.profile.get().map_or("-", String::as_str);
+        let tenant = receipt.tenant.as_str();
+        metrics.observe_journal_commit(commit.as_secs_f64());
+        match &receipt.failure {
+            None => metrics.command_completed(profile, tenant),
+            Some(failure) => metrics.command_failed(profile, tenant, failure.kind.as_str()),
+        }
+        let end_to_end = Utc::now()
+            .signed_duration_since(self.delivery.published)
+            .to_std()
+            .unwrap_or_default();
+        metrics.observe_end_to_end(profile, tenant, end_to_end.as_secs_f64());
+    }
+}
+
+/// A failure to serialize what is to be journaled (not expected of the contract's types).
+pub(super) fn serialization(err: serde_json::Error) -> Retryable {
+    Retryable::Db(crate::db::DbError::Unexpected(format!(
+        "serializing the outcome: {err}"
+    )))
+}
+
+/// The longest failure message a receipt carries.
+pub(super) const MAX_FAILURE_MESSAGE_BYTES: usize = 8 * 1024;
+
+/// `text`, cut to at most `max` bytes (on a character boundary) with a note.
+pub(super) fn bound_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let head = crate::text::head(text, max);
+    format!("{head}… [{} bytes cut]", text.len() - head.len())
+}
+
+/// Keeps at most [`MAX_RECEIPT_OUTPUT_BYTES`] of output: larger output is
+/// replaced by the tail of its JSON text.
+pub(super) fn bound_output(output: Option<Value>) -> (Option<Value>, bool) {
+    let Some(output) = output else {
+        return (None, false);
+    };
+    let text = output.to_string();
+    if text.len() <= MAX_RECEIPT_OUTPUT_BYTES {
+        return (Some(output), false);
+    }
+    let tail = crate::text::tail(&text, MAX_RECEIPT_OUTPUT_BYTES);
+    (Some(Value::String(tail.to_owned())), true)
+}

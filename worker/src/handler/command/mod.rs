@@ -1,0 +1,305 @@
+//! `command.create`: idempotency, order, claim, execution under a lease,
+//! the fenced commit, then publish and ack — one room per outcome:
+//!
+//! - here: the turn loop. A pure command (its backend computes it with no
+//!   effect outside the journal) is settled in one statement ([`settle`]);
+//!   any other, or one the settle leaves, goes through
+//!   [`crate::journal::Journal::begin_command`], which decides: replay a
+//!   stored receipt, refuse a conflicting key, wait for the run or for the
+//!   command's turn, or claim the run with a new fencing token.
+//! - [`execute`]: a claimed command runs under supervision. While waiting
+//!   and while executing, the message's ack deadline (the lease) is renewed
+//!   with in-progress acks every `ack_wait / 3`, and the run's lease in
+//!   PostgreSQL with it; a claim that cannot be renewed is lost and
+//!   execution stops with `heartbeat-lost`.
+//! - [`commit`]: events, receipt and command state committed in one
+//!   transaction under the claim's token (a superseded claim writes
+//!   nothing); only then are they published (awaiting their PubAcks), and
+//!   only then is the message acked.
+//! - [`refuse`]: what is not executed — replays, conflicts, missing runs,
+//!   cancelled commands, terminal runs, turns that never come.
+
+mod commit;
+mod execute;
+mod refuse;
+mod settle;
+
+use self::commit::bound_output;
+use self::execute::Claim;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind};
+use chrono::{DateTime, Utc};
+use runfleet_schemas::{
+    CommandCreate, Event, EventBody, EventRange, Failure, FailureKind, Receipt, SchemaVersion,
+    TerminalCommandStatus, headers,
+};
+use serde_json::Value;
+use tracing::Instrument;
+
+use super::{Delivery, Disposition, Retryable, attempt_i64};
+use crate::handler::Shared;
+use crate::journal::{Begin, CommandRow};
+use crate::retry::nak_delay;
+use crate::waiters::{MAX_POLL, run_key};
+
+/// The first re-check of a waiting command that was not woken.
+const FIRST_POLL: Duration = Duration::from_millis(50);
+
+/// One command delivery being handled.
+struct Turn<'a> {
+    shared: &'a Shared,
+    message: &'a jetstream::Message,
+    delivery: &'a Delivery,
+    command: CommandCreate,
+    /// The command as the journal records it.
+    row: CommandRow,
+    traceparent: Option<String>,
+    key: String,
+    /// The run's backend profile, once known (for metrics).
+    profile: std::sync::OnceLock<String>,
+}
+
+pub(super) async fn handle(
+    shared: &Shared,
+    message: &jetstream::Message,
+    delivery: &Delivery,
+    command: CommandCreate,
+) -> Result<Disposition, Retryable> {
+    let traceparent = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(headers::TRACEPARENT))
+        .map(|v| v.as_str().to_owned());
+    let key = run_key(command.tenant.as_str(), command.run_id.as_str());
+    // `instrument`, not `span.enter()`: a guard held across `.await` would
+    // leak the span into whatever else runs on this thread.
+    let span = tracing::info_span!(
+        "command",
+        run.id = %command.run_id,
+        command.id = %command.command_id,
+        tenant = %command.tenant,
+        seq = command.seq,
+        traceparent = traceparent.as_deref().unwrap_or_default(),
+    );
+    let row = CommandRow::new(&command, message.payload.clone());
+    let turn = Turn {
+        shared,
+        message,
+        delivery,
+        command,
+        row,
+        traceparent,
+        key,
+        profile: std::sync::OnceLock::new(),
+    };
+    turn.run().instrument(span).await
+}
+
+impl Turn<'_> {
+    async fn run(&self) -> Result<Disposition, Retryable> {
+        let shared = self.shared;
+        let waiting_since = Instant::now();
+        let mut last_heartbeat = Instant::now();
+        let mut poll = FIRST_POLL;
+        let guard = shared.waiters.register(&self.key);
+        let mut pure = None;
+        loop {
+            let notified = guard.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let beginning = Instant::now();
+            if pure.is_none() {
+                pure = self.pure();
+            }
+            let mut begin = Begin::Slow;
+            if let Some(pure) = &pure {
+                begin = shared
+                    .journal
+                    .settle_pure(
+                        self.row.clone(),
+                        attempt_i64(self.delivery),
+                        &shared.worker_id,
+                        &pure.profile,
+                        pure.receipt_json.clone(),
+                        pure.events_json.clone(),
+                    )
+                    .await?;
+            }
+            if begin == Begin::Slow {
+                begin = shared
+                    .journal
+                    .begin_command(
+                        self.row.clone(),
+                        attempt_i64(self.delivery),
+                        &shared.worker_id,
+                        shared.config.ack_wait,
+                    )
+                    .await?;
+            }
+            match begin {
+                Begin::Settled {
+                    fencing_token,
+                    next_event_seq,
+                    waiter,
+                } => {
+                    let Some(pure) = pure.take() else {
+                        return Err(crate::db::DbError::Unexpected(
+                            "settled without a computed outcome".into(),
+                        )
+                        .into());
+                    };
+                    return self
+                        .settled(
+                            pure,
+                            fencing_token,
+                            next_event_seq,
+                            waiter,
+                            beginning.elapsed(),
+                        )
+                        .await;
+                }
+                Begin::Claimed {
+                    fencing_token,
+                    next_event_seq,
+                    run_spec,
+                    spent,
+                } => {
+                    tracing::debug!(
+                        begin_ms = beginning.elapsed().as_secs_f64() * 1e3,
+                        waited_ms = waiting_since.elapsed().as_secs_f64() * 1e3,
+                        fencing_token,
+                        "claimed"
+                    );
+                    let claim = Claim {
+                        token: fencing_token,
+                        next_event_seq,
+                        spent,
+                    };
+                    return self.execute(claim, run_spec).await;
+                }
+                Begin::Replay(receipt) => return self.replay(receipt).await,
+                Begin::Conflict(why) => return self.conflict(why).await,
+                Begin::RunTerminal(why, kind) => return self.not_executed(kind, why).await,
+                Begin::Cancelled(why) => {
+                    return self.not_executed(FailureKind::Cancelled, why).await;
+                }
+                Begin::NoRun(why) => return self.no_run(why).await,
+                Begin::Slow => {
+                    return Err(crate::db::DbError::Unexpected(
+                        "the two-step begin answered as a settle".into(),
+                    )
+                    .into());
+                }
+                Begin::Wait(why) => {
+                    if waiting_since.elapsed() >= shared.config.order_wait {
+                        if self.delivery.attempt >= shared.max_deliver() {
+                            return self.give_up_waiting(why).await;
+                        }
+                        tracing::info!(why = %why, "waited too long for its turn; handing the message back");
+                        self.log(&format!("waited: {why}")).await;
+                        return Ok(Disposition::Nak(Some(nak_delay(self.delivery.attempt))));
+                    }
+                    // Keep the lease while waiting: an in-progress ack whenever a
+                    // heartbeat is due, however the wait ends.
+                    let next_heartbeat = last_heartbeat + shared.config.heartbeat_interval();
+                    tokio::select! {
+                        () = shared.abort.cancelled() => return Ok(Disposition::Nak(None)),
+                        () = &mut notified => {}
+                        () = tokio::time::sleep(poll) => {}
+                        () = tokio::time::sleep_until(next_heartbeat.into()) => {}
+                    }
+                    if last_heartbeat.elapsed() >= shared.config.heartbeat_interval() {
+                        if let Err(err) = self.message.ack_with(AckKind::Progress).await {
+                            tracing::warn!(error = %err, "in-progress ack failed while waiting");
+                        }
+                        last_heartbeat = Instant::now();
+                    }
+                    poll = (poll * 2).min(MAX_POLL);
+                }
+            }
+        }
+    }
+
+    /// Events of this command from `bodies`, numbered from `first_seq`.
+    pub(super) fn events(&self, bodies: Vec<EventBody>, first_seq: u64) -> Vec<Event> {
+        bodies
+            .into_iter()
+            .zip(first_seq..)
+            .map(|(body, seq)| Event {
+                schema: Default::default(),
+                version: SchemaVersion,
+                tenant: self.command.tenant.clone(),
+                run_id: self.command.run_id.clone(),
+                command_id: Some(self.command.command_id.clone()),
+                seq,
+                at: Utc::now(),
+                // Every body was redacted (and bounded) where it was made.
+                body,
+            })
+            .collect()
+    }
+
+    pub(super) fn receipt(
+        &self,
+        status: TerminalCommandStatus,
+        failure: Option<Failure>,
+        output: Option<Value>,
+        events: Option<EventRange>,
+        fencing_token: u64,
+        started_at: Option<DateTime<Utc>>,
+    ) -> Receipt {
+        let (output, output_truncated) = bound_output(output);
+        Receipt {
+            schema: Default::default(),
+            version: SchemaVersion,
+            tenant: self.command.tenant.clone(),
+            run_id: self.command.run_id.clone(),
+            command_id: self.command.command_id.clone(),
+            seq: self.command.seq,
+            idempotency_key: self.command.idempotency_key.clone(),
+            status,
+            failure,
+            output,
+            output_truncated,
+            events,
+            attempt: self.delivery.attempt,
+            worker_id: self.shared.worker_id.clone(),
+            fencing_token,
+            started_at,
+            finished_at: Utc::now(),
+            traceparent: self.traceparent.clone(),
+            budget_remaining: BTreeMap::new(),
+        }
+    }
+
+    /// Gives the claim up early, so the next delivery need not wait for the lease.
+    pub(super) async fn release(&self, token: i64) {
+        let (tenant, run_id) = (self.command.tenant.as_str(), self.command.run_id.as_str());
+        if self
+            .shared
+            .journal
+            .release_lease(tenant, run_id, token)
+            .await
+            .is_ok()
+        {
+            self.shared.announce(tenant, run_id);
+        }
+    }
+
+    pub(super) async fn log(&self, outcome: &str) {
+        let outcome = self.shared.redactor.redact(outcome);
+        let _ = self
+            .shared
+            .journal
+            .log_delivery(
+                self.delivery.stream_sequence,
+                attempt_i64(self.delivery),
+                &self.shared.worker_id,
+                &outcome,
+            )
+            .await;
+    }
+}

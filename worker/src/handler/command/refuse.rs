@@ -1,0 +1,172 @@
+//! Commands that are not executed: replays of stored receipts, idempotency
+//! conflicts, turns that never come, missing runs, cancelled commands and
+//! terminal runs — each answered with its receipt or dead letter.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use runfleet_schemas::{Event, Failure, FailureKind, Receipt, TerminalCommandStatus, decode_value};
+use serde_json::Value;
+
+use super::Turn;
+use crate::handler::{Disposition, Retryable, dead_letter};
+use crate::publisher::{publish, publish_all, publish_as};
+use crate::retry::nak_delay;
+
+impl Turn<'_> {
+    /// Republishes a stored receipt and its events; executes nothing.
+    pub(super) async fn replay(&self, stored: Value) -> Result<Disposition, Retryable> {
+        let shared = self.shared;
+        let receipt: Receipt = decode_value(stored)
+            .map_err(|e| crate::db::DbError::Unexpected(format!("stored receipt: {e}")))?;
+        if let Some(range) = receipt.events {
+            let values = shared
+                .journal
+                .events(
+                    receipt.tenant.as_str(),
+                    receipt.run_id.as_str(),
+                    i64::try_from(range.first_seq).unwrap_or(i64::MAX),
+                    i64::try_from(range.last_seq).unwrap_or(i64::MAX),
+                )
+                .await?;
+            let events: Vec<Event> = values
+                .into_iter()
+                .filter_map(|v| decode_value(v).ok())
+                .collect();
+            publish_all(&shared.jetstream, &events, receipt.traceparent.as_deref()).await?;
+        }
+        publish(&shared.jetstream, &receipt, receipt.traceparent.as_deref()).await?;
+        shared.metrics.command_replayed(receipt.tenant.as_str());
+        tracing::info!("replayed the stored receipt");
+        Ok(Disposition::Ack)
+    }
+
+    /// The key (or command id, or seq) was used with other content: a failed
+    /// receipt for the producer, a dead letter for the operator; nothing executes.
+    pub(super) async fn conflict(&self, why: String) -> Result<Disposition, Retryable> {
+        let shared = self.shared;
+        let receipt = self.receipt(
+            TerminalCommandStatus::Failed,
+            Some(Failure {
+                kind: FailureKind::IdempotencyConflict,
+                message: why.clone(),
+            }),
+            None,
+            None,
+            0,
+            None,
+        );
+        let disposition = dead_letter(
+            shared,
+            self.message,
+            self.delivery,
+            FailureKind::IdempotencyConflict,
+            why,
+        )
+        .await?;
+        // Not journaled (the command id may be the original's, whose receipt
+        // stands) and published under an id of its own, so it is not
+        // deduplicated against that receipt.
+        let msg_id = format!(
+            "conflict:{}:{}:{}",
+            receipt.run_id, receipt.command_id, self.delivery.stream_sequence
+        );
+        publish_as(
+            &shared.jetstream,
+            &receipt,
+            msg_id,
+            self.traceparent.as_deref(),
+        )
+        .await?;
+        Ok(disposition)
+    }
+
+    /// Its turn never came within the delivery limit (an earlier seq never
+    /// arrived, say): the command ends failed, and is dead-lettered.
+    pub(super) async fn give_up_waiting(&self, why: String) -> Result<Disposition, Retryable> {
+        let why = format!(
+            "gave up after {} deliveries waiting for its turn: {why}",
+            self.delivery.attempt
+        );
+        let receipt = self.receipt(
+            FailureKind::MaxDeliveries.status(),
+            Some(Failure {
+                kind: FailureKind::MaxDeliveries,
+                message: why.clone(),
+            }),
+            None,
+            None,
+            0,
+            None,
+        );
+        // The dead letter first, so that whoever sees the receipt finds it.
+        let disposition = dead_letter(
+            self.shared,
+            self.message,
+            self.delivery,
+            FailureKind::MaxDeliveries,
+            why,
+        )
+        .await?;
+        self.record_and_publish(receipt).await?;
+        Ok(disposition)
+    }
+
+    /// The run does not exist: wait for it (bounded), then dead-letter.
+    pub(super) async fn no_run(&self, why: String) -> Result<Disposition, Retryable> {
+        let shared = self.shared;
+        let waited = Utc::now()
+            .signed_duration_since(self.delivery.published)
+            .to_std()
+            .unwrap_or_default();
+        let run_wait = shared.config.run_wait;
+        if waited >= run_wait || self.delivery.attempt >= shared.max_deliver() {
+            let why = format!(
+                "{why} after waiting {} for it",
+                humantime::format_duration(Duration::from_secs(waited.as_secs()))
+            );
+            return dead_letter(
+                shared,
+                self.message,
+                self.delivery,
+                FailureKind::RunNotFound,
+                why,
+            )
+            .await;
+        }
+        self.log(&format!("run-not-found: {why}")).await;
+        let delay = nak_delay(self.delivery.attempt)
+            .min(run_wait.saturating_sub(waited))
+            .max(Duration::from_millis(50));
+        Ok(Disposition::Nak(Some(delay)))
+    }
+
+    /// A command that is not executed (cancelled, or its run terminal):
+    /// its receipt says why.
+    pub(super) async fn not_executed(
+        &self,
+        kind: FailureKind,
+        why: String,
+    ) -> Result<Disposition, Retryable> {
+        let receipt = self.receipt(
+            kind.status(),
+            Some(Failure { kind, message: why }),
+            None,
+            None,
+            0,
+            None,
+        );
+        self.record_and_publish(receipt).await
+    }
+
+    /// Stores a receipt for a command that was not executed, publishes the stored one.
+    pub(super) async fn record_and_publish(
+        &self,
+        receipt: Receipt,
+    ) -> Result<Disposition, Retryable> {
+        let stored = self.shared.journal.record_receipt(&receipt).await?;
+        self.shared
+            .announce(self.command.tenant.as_str(), self.command.run_id.as_str());
+        self.replay(stored).await
+    }
+}

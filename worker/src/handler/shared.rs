@@ -1,0 +1,64 @@
+//! What every message handler shares: the configuration, this worker's
+//! connections, journal and backends, and its registries of waiting and
+//! running commands.
+
+use async_nats::jetstream;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Backends;
+use crate::cancels::Cancels;
+use crate::config::Settings;
+use crate::journal::Journal;
+use crate::metrics::Metrics;
+use crate::pure_runs::PureRuns;
+use crate::redact::Redactor;
+use crate::run_log::RunLog;
+use crate::waiters::Waiters;
+use crate::workspace::RunDirs;
+
+/// What every message handler shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration.
+    pub config: Settings,
+    /// This worker's id.
+    pub worker_id: String,
+    /// The journal.
+    pub journal: Journal,
+    /// JetStream, for publishing receipts, events and dead letters.
+    pub jetstream: jetstream::Context,
+    /// Core NATS, for wake-ups between workers.
+    pub client: async_nats::Client,
+    /// The backends of the profiles this worker serves.
+    pub backends: Backends,
+    /// Scrubs credentials from everything stored, published or logged.
+    pub redactor: Redactor,
+    /// Where runs' working directories live.
+    pub run_dirs: RunDirs,
+    /// Commands waiting for their turn.
+    pub waiters: Waiters,
+    /// Running commands, to stop when cancelled.
+    pub cancels: Cancels,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Run-level events (closings outside any command).
+    pub run_log: RunLog,
+    /// Runs whose pure commands are settled in one statement.
+    pub pure_runs: PureRuns,
+    /// Cancelled when in-flight work must stop now (after the shutdown grace).
+    pub abort: CancellationToken,
+}
+
+impl Shared {
+    /// Tells waiters here and in other workers that the run moved on.
+    pub fn announce(&self, tenant: &str, run_id: &str) {
+        self.waiters.announce(&self.client, tenant, run_id);
+    }
+
+    /// The delivery limit, as a delivery count.
+    pub fn max_deliver(&self) -> u64 {
+        u64::try_from(self.config.max_deliver)
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+}
