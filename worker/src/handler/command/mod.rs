@@ -105,15 +105,13 @@ impl Turn<'_> {
         let mut last_heartbeat = Instant::now();
         let mut poll = FIRST_POLL;
         let guard = shared.waiters.register(&self.key);
-        let mut pure = None;
         loop {
             let notified = guard.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let beginning = Instant::now();
-            if pure.is_none() {
-                pure = self.pure();
-            }
+            // Computed afresh on every try: its timestamps are the settle's.
+            let mut pure = self.pure();
             let mut begin = Begin::Slow;
             if let Some(pure) = &pure {
                 begin = shared
