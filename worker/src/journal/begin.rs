@@ -77,28 +77,35 @@ impl Op for BeginOp {
 }
 
 fn answer(row: &tokio_postgres::Row) -> Result<Begin, DbError> {
-    let outcome: &str = row.try_get(0)?;
-    let detail = || row.get::<_, Option<String>>(4).unwrap_or_default();
-    Ok(match outcome {
-        "claimed" => Begin::Claimed {
+    match row.try_get::<_, &str>(0)? {
+        "claimed" => Ok(Begin::Claimed {
             fencing_token: row.try_get(1)?,
             next_event_seq: row.try_get(2)?,
             run_spec: row.try_get(6)?,
             spent: serde_json::from_value::<BTreeMap<String, f64>>(row.try_get::<_, Value>(7)?)
                 .unwrap_or_default(),
-        },
+        }),
+        other => not_claimed(other, row),
+    }
+}
+
+/// The answers `runfleet_begin_command` and `runfleet_settle_pure` share
+/// (columns: receipt 3, detail 4, failure kind 5).
+pub(crate) fn not_claimed(outcome: &str, row: &tokio_postgres::Row) -> Result<Begin, DbError> {
+    let detail = || row.get::<_, Option<String>>(4).unwrap_or_default();
+    Ok(match outcome {
         "replay" => Begin::Replay(row.try_get(3)?),
         "conflict" => Begin::Conflict(detail()),
         "no-run" => Begin::NoRun(detail()),
         "cancelled" => Begin::Cancelled(detail()),
         "run-terminal" => Begin::RunTerminal(detail(), failure_kind(row.get(5))),
         "wait" => Begin::Wait(detail()),
-        other => return Err(DbError::Unexpected(format!("begin outcome {other:?}"))),
+        other => return Err(DbError::Unexpected(format!("journal outcome {other:?}"))),
     })
 }
 
 /// A stored failure kind (`run-terminal` when absent or unknown).
-pub(crate) fn failure_kind(stored: Option<String>) -> FailureKind {
+fn failure_kind(stored: Option<String>) -> FailureKind {
     stored
         .and_then(|k| serde_json::from_value(Value::String(k)).ok())
         .unwrap_or(FailureKind::RunTerminal)

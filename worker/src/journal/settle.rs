@@ -26,7 +26,7 @@
 //! exactly, as `runfleet_begin_command` would.
 
 use super::batch::{Conn, Op, RawJson};
-use super::begin::failure_kind;
+use super::begin::not_claimed;
 use super::{Begin, CommandColumns, CommandRow};
 use crate::db::DbError;
 
@@ -227,21 +227,13 @@ impl Op for SettleOp {
 
 /// The answer of `runfleet_settle_pure`.
 fn per_command_answer(row: &tokio_postgres::Row) -> Result<Begin, DbError> {
-    let outcome: &str = row.try_get(0)?;
-    let detail = || row.get::<_, Option<String>>(4).unwrap_or_default();
-    Ok(match outcome {
-        "completed" => Begin::Settled {
+    match row.try_get::<_, &str>(0)? {
+        "completed" => Ok(Begin::Settled {
             fencing_token: row.try_get(1)?,
             next_event_seq: row.try_get(2)?,
             waiter: row.try_get(6)?,
-        },
-        "slow" => Begin::Slow,
-        "replay" => Begin::Replay(row.try_get(3)?),
-        "conflict" => Begin::Conflict(detail()),
-        "no-run" => Begin::NoRun(detail()),
-        "cancelled" => Begin::Cancelled(detail()),
-        "run-terminal" => Begin::RunTerminal(detail(), failure_kind(row.get(5))),
-        "wait" => Begin::Wait(detail()),
-        other => return Err(DbError::Unexpected(format!("settle outcome {other:?}"))),
-    })
+        }),
+        "slow" => Ok(Begin::Slow),
+        other => not_claimed(other, row),
+    }
 }
