@@ -108,7 +108,6 @@ pub async fn measure(args: &Args, workers: usize, replay: bool) -> anyhow::Resul
         );
         stop_workers(&mut fleet).await;
     }
-    let _ = fleet::backlog(&js).await;
     Ok(rate)
 }
 

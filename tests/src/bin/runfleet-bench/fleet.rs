@@ -138,23 +138,35 @@ pub async fn publish(
     commands: &[CommandCreate],
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let mut pending = FuturesUnordered::new();
-    for run in runs {
-        pending.push(producer.create_run(run));
-        if pending.len() >= IN_FLIGHT {
-            pending.next().await.transpose()?;
-        }
-    }
-    while pending.next().await.transpose()?.is_some() {}
-    let mut pending = FuturesUnordered::new();
-    for command in commands {
-        pending.push(producer.send_command(command));
-        if pending.len() >= IN_FLIGHT {
-            pending.next().await.transpose()?;
-        }
-    }
-    while pending.next().await.transpose()?.is_some() {}
+    in_flight(runs.iter().map(|run| producer.create_run(run))).await?;
+    in_flight(
+        commands
+            .iter()
+            .map(|command| producer.send_command(command)),
+    )
+    .await?;
     Ok(started.elapsed())
+}
+
+/// Awaits `futures` with at most [`IN_FLIGHT`] of them pending at once; the first error ends it.
+async fn in_flight<T, E: Into<anyhow::Error>>(
+    futures: impl Iterator<Item = impl std::future::Future<Output = Result<T, E>>>,
+) -> anyhow::Result<()> {
+    let mut pending = FuturesUnordered::new();
+    for future in futures {
+        pending.push(future);
+        if pending.len() >= IN_FLIGHT {
+            pending.next().await.transpose().map_err(Into::into)?;
+        }
+    }
+    while pending
+        .next()
+        .await
+        .transpose()
+        .map_err(Into::into)?
+        .is_some()
+    {}
+    Ok(())
 }
 
 /// Receipted commands of `tenant`'s runs so far (each run's `next_seq - 1`).
