@@ -67,9 +67,10 @@ impl Contract for DeadLetter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PayloadEncoding {
-    /// The payload was valid UTF-8 and is stored as is.
+    /// The payload was valid UTF-8 without U+0000 and is stored as is.
     Utf8,
-    /// The payload was not valid UTF-8 and is stored in standard base64.
+    /// The payload was not valid UTF-8, or held a U+0000 (NUL) byte, and is
+    /// stored in standard base64.
     Base64,
 }
 

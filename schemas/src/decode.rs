@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::{
     CommandCreate, Contract, ControlCancel, DeadLetter, Event, FailureKind, MessageKind, Receipt,
-    RunCreate, generate,
+    RunCreate, generate, json_text,
 };
 
 /// At most this many schema violations are listed in one error.
@@ -141,6 +141,7 @@ pub fn decode<T: Contract>(bytes: &[u8]) -> Result<T, DecodeError> {
     if let Ok(message) = serde_json::from_slice::<T>(bytes)
         && message.meets_schema_constraints() == Some(true)
     {
+        check_text(Some(T::KIND), bytes)?;
         return Ok(message);
     }
     decode_validated(bytes)
@@ -205,9 +206,23 @@ pub fn decode_any(bytes: &[u8]) -> Result<Message, DecodeError> {
     })
 }
 
+/// Parses `bytes` as JSON that [`json_text::check`] accepts.
 fn parse(kind: Option<MessageKind>, bytes: &[u8]) -> Result<Value, DecodeError> {
-    serde_json::from_slice(bytes)
-        .map_err(|err| DecodeError::one(kind, "", format!("invalid JSON: {err}")))
+    let value = serde_json::from_slice(bytes)
+        .map_err(|err| DecodeError::one(kind, "", format!("invalid JSON: {err}")))?;
+    check_text(kind, bytes)?;
+    Ok(value)
+}
+
+/// Refuses what JSON allows but the contract does not (U+0000, repeated keys).
+fn check_text(kind: Option<MessageKind>, bytes: &[u8]) -> Result<(), DecodeError> {
+    match json_text::check(bytes) {
+        None => Ok(()),
+        Some(violation) => Err(DecodeError {
+            kind,
+            violations: vec![violation],
+        }),
+    }
 }
 
 /// One compiled validator per kind, built on first use from the generated schemas.

@@ -43,6 +43,7 @@ mod failure;
 pub mod generate;
 pub mod headers;
 mod ids;
+mod json_text;
 mod kind;
 mod receipt;
 mod routing;

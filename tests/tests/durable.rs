@@ -100,7 +100,7 @@ async fn duplicates_within_and_after_the_dedupe_window_execute_once() {
         !third.duplicate,
         "outside the window JetStream stores the copy"
     );
-    wait_until_work_stream_is_empty(&stack).await;
+    stack.wait_until_work_stream_is_empty().await;
     assert_eq!(stack.receipt_count().await, 1);
     assert_eq!(
         stack.receipt(&commands[0]).await.unwrap(),
@@ -239,7 +239,7 @@ async fn invalid_messages_are_dead_lettered_naming_the_field_and_the_worker_keep
     // Dead letters are published too, byte for byte.
     let mut dlq = js.get_stream(subjects::DEAD_LETTER_STREAM).await.unwrap();
     assert_eq!(dlq.info().await.unwrap().state.messages, cases.len() as u64);
-    wait_until_work_stream_is_empty(&stack).await;
+    stack.wait_until_work_stream_is_empty().await;
 }
 
 #[tokio::test]
@@ -378,20 +378,6 @@ async fn retryable_failures_are_retried_then_dead_lettered_at_the_limit() {
     );
 }
 
-/// Waits until every work message has been acked (the work queue is empty).
-pub async fn wait_until_work_stream_is_empty(stack: &Stack) {
-    let js = async_nats::jetstream::new(stack.nats.client().await.unwrap());
-    let mut stream = js.get_stream(subjects::WORK_STREAM).await.unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    while stream.info().await.unwrap().state.messages > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "work stream never drained"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_command_whose_turn_never_comes_ends_failed_and_dead_lettered() {
     let stack = Stack::start().await;
@@ -425,5 +411,5 @@ async fn a_command_whose_turn_never_comes_ends_failed_and_dead_lettered() {
     let dead = stack.dead_letters().await;
     assert_eq!(dead.len(), 1, "{dead:#?}\n{}", workers[0].log_text());
     assert_eq!(dead[0].0, "max-deliveries");
-    wait_until_work_stream_is_empty(&stack).await;
+    stack.wait_until_work_stream_is_empty().await;
 }

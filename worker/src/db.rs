@@ -69,7 +69,8 @@ pub async fn connect(
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The server refused or failed a statement, or the connection broke.
-    #[error("PostgreSQL: {0}")]
+    /// Shown with the server's own message and SQLSTATE.
+    #[error("PostgreSQL: {}", describe(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No connection could be had from the pool in time.
     #[error("PostgreSQL pool: {0}")]
@@ -80,6 +81,32 @@ pub enum DbError {
     /// A stored value did not have the expected shape.
     #[error("PostgreSQL returned an unexpected value: {0}")]
     Unexpected(String),
+}
+
+/// A PostgreSQL error as an operator needs it: the server's message, its
+/// SQLSTATE, detail and hint when the server sent them; otherwise the client's
+/// error with its cause (`db error` alone says nothing).
+pub fn describe(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!("; detail: {detail}"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!("; hint: {hint}"));
+        }
+        if let Some(r#where) = db.where_() {
+            text.push_str(&format!(
+                "; where: {}",
+                r#where.lines().next().unwrap_or_default()
+            ));
+        }
+        return text;
+    }
+    match std::error::Error::source(err) {
+        Some(cause) => format!("{err}: {cause}"),
+        None => err.to_string(),
+    }
 }
 
 impl From<bb8::RunError<tokio_postgres::Error>> for DbError {

@@ -77,6 +77,9 @@ fn replace(caps: &Captures<'_>) -> String {
     } else if let Some(prefix) = caps.name("bearer") {
         format!("{}{MARK}", prefix.as_str())
     } else if let (Some(prefix), Some(value)) = (caps.name("kv"), caps.name("val")) {
+        if names_no_secret(prefix.as_str()) {
+            return caps[0].to_owned();
+        }
         let quote = ["\\\"", "\"", "'"]
             .into_iter()
             .find(|q| value.as_str().starts_with(q))
@@ -85,6 +88,17 @@ fn replace(caps: &Captures<'_>) -> String {
     } else {
         MARK.to_owned()
     }
+}
+
+/// Whether a `key=` prefix matched by [`PATTERNS`] names one of the
+/// [`NOT_SECRET_KEYS`] (`fencing_token=7` in a log line stays as it is).
+fn names_no_secret(prefix: &str) -> bool {
+    let key: String = prefix
+        .chars()
+        .skip_while(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .collect();
+    NOT_SECRET_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k))
 }
 
 /// Scrubs credentials and known secret values from text and JSON.
@@ -131,9 +145,19 @@ impl Redactor {
         Redactor::new(self.secrets.iter().cloned().chain(more))
     }
 
-    /// `text` with every secret replaced by [`MARK`]; borrowed when nothing
-    /// matched, which is the common case.
+    /// `text` with every secret replaced by [`MARK`] and every U+0000 by
+    /// U+FFFD (PostgreSQL cannot store it, and everything on its way to
+    /// storage passes here); borrowed when nothing matched, which is the
+    /// common case.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match self.redact_secrets(text) {
+            Cow::Borrowed(text) => crate::text::storable(text),
+            Cow::Owned(text) => Cow::Owned(crate::text::storable(&text).into_owned()),
+        }
+    }
+
+    /// `text` with every secret replaced by [`MARK`].
+    fn redact_secrets<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let known = match (&self.known, self.secrets.is_empty()) {
             (Some(re), _) => re.replace_all(text, MARK),
             (None, true) => Cow::Borrowed(text),
@@ -158,7 +182,7 @@ impl Redactor {
 
     /// Whether [`Redactor::redact`] would change `text`.
     pub fn contains_secret(&self, text: &str) -> bool {
-        matches!(self.redact(text), Cow::Owned(_))
+        matches!(self.redact_secrets(text), Cow::Owned(_))
     }
 
     /// Redacts every string in `value`, recursively, and replaces the value of
@@ -175,16 +199,50 @@ impl Redactor {
             Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
             Value::Object(map) => {
                 for (key, v) in map.iter_mut() {
-                    if KEY.is_match(key) && !matches!(v, Value::Null | Value::Bool(_)) {
+                    if is_credential_key(key) && !matches!(v, Value::Null | Value::Bool(_)) {
                         *v = Value::String(MARK.to_owned());
                     } else {
                         self.redact_value(v);
                     }
                 }
+                if map
+                    .keys()
+                    .any(|key| matches!(self.redact(key), Cow::Owned(_)))
+                {
+                    self.redact_keys(map);
+                }
             }
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
     }
+}
+
+impl Redactor {
+    /// Rebuilds `map` with its keys redacted (a secret can be a key:
+    /// `{"<secret>": 1}`). Keys that become equal are told apart by a
+    /// `#2`, `#3`… suffix, so no value is lost.
+    fn redact_keys(&self, map: &mut serde_json::Map<String, Value>) {
+        let entries = std::mem::take(map);
+        for (key, value) in entries {
+            let redacted = self.redact(&key).into_owned();
+            let mut unique = redacted.clone();
+            let mut n = 1;
+            while map.contains_key(&unique) {
+                n += 1;
+                unique = format!("{redacted}#{n}");
+            }
+            map.insert(unique, value);
+        }
+    }
+}
+
+/// Keys that hold a credential word but never a secret (a fencing token is
+/// a counter); their values are kept.
+const NOT_SECRET_KEYS: [&str; 2] = ["fencing_token", "max_tokens"];
+
+/// Whether the value under `key` is to be blanked wholesale.
+fn is_credential_key(key: &str) -> bool {
+    KEY.is_match(key) && !NOT_SECRET_KEYS.iter().any(|k| key.eq_ignore_ascii_case(k))
 }
 
 impl std::fmt::Debug for Redactor {
@@ -434,6 +492,45 @@ mod tests {
         assert!(!red.contains_secret(text));
         assert!(red.contains_secret("pw swordfish"));
         assert!(!red.contains_secret("DB_PASSWORD=[REDACTED]"));
+    }
+
+    #[test]
+    fn secrets_used_as_keys_are_redacted() {
+        let red = Redactor::new(["swordfish".to_owned()]);
+        let mut value = json!({
+            "swordfish": 1,
+            "nested": [{"pw-swordfish": {"swordfish": "swordfish"}}],
+            "[REDACTED]": "taken",
+            "fencing_token": 7,
+        });
+        red.redact_value(&mut value);
+        let text = value.to_string();
+        assert!(!text.contains("swordfish"), "{text}");
+        assert_eq!(value["[REDACTED]#2"], json!(1), "{text}");
+        assert_eq!(value["[REDACTED]"], json!("taken"), "{text}");
+        assert_eq!(
+            value["nested"][0]["pw-[REDACTED]"]["[REDACTED]"],
+            json!(MARK)
+        );
+        assert_eq!(value["fencing_token"], json!(7), "a counter, not a secret");
+    }
+
+    #[test]
+    fn fencing_tokens_are_no_secret_in_text() {
+        let red = Redactor::default();
+        assert_eq!(
+            red.redact("claimed fencing_token=12 api_token=abc"),
+            "claimed fencing_token=12 api_token=[REDACTED]"
+        );
+    }
+
+    #[test]
+    fn nul_becomes_storable() {
+        let red = Redactor::default();
+        assert_eq!(red.redact("a\0b"), "a\u{FFFD}b");
+        let mut value = json!({"k\u{0}": ["x\u{0}"]});
+        red.redact_value(&mut value);
+        assert_eq!(value, json!({"k\u{FFFD}": ["x\u{FFFD}"]}));
     }
 
     /// A `MakeWriter` into a shared buffer.

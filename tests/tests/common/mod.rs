@@ -136,6 +136,20 @@ impl Stack {
         }
     }
 
+    /// Waits until every work message has been acked (the work queue is empty).
+    pub async fn wait_until_work_stream_is_empty(&self) {
+        let js = async_nats::jetstream::new(self.nats.client().await.unwrap());
+        let mut stream = js
+            .get_stream(runfleet_schemas::subjects::WORK_STREAM)
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while stream.info().await.unwrap().state.messages > 0 {
+            assert!(Instant::now() < deadline, "work stream never drained");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `(reason, message, subject)` of every dead letter, oldest first.
     pub async fn dead_letters(&self) -> Vec<(String, String, String)> {
         self.pg

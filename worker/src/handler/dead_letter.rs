@@ -5,12 +5,13 @@
 use async_nats::jetstream;
 use base64::Engine;
 use runfleet_schemas::{
-    DeadLetter, DeliveryRecord, FailureKind, PayloadEncoding, SchemaVersion, decode_value, subjects,
+    DeadLetter, DeliveryRecord, FailureKind, PayloadEncoding, SchemaVersion, decode_value,
 };
 
 use super::{Delivery, Disposition, Retryable};
 use crate::handler::Shared;
 use crate::publisher::publish;
+use crate::text::storable;
 
 /// The largest payload a dead letter's stream copy carries.
 const MAX_PUBLISHED_PAYLOAD: usize = 256 * 1024;
@@ -28,13 +29,12 @@ pub(crate) async fn dead_letter(
 ) -> Result<Disposition, Retryable> {
     let why = shared.redactor.redact(&why).into_owned();
     tracing::warn!(reason = %reason, why = %why, "dead-lettering the message");
-    let tenant = subjects::parse(&delivery.subject)
-        .map(|p| p.tenant.to_owned())
-        .filter(|t| runfleet_schemas::Tenant::new(t.as_str()).is_ok())
-        .unwrap_or_else(|| subjects::UNKNOWN_TENANT.to_owned());
+    let tenant = delivery.stored().tenant.to_owned();
+    // Base64 whenever the bytes are not text PostgreSQL can hold as it is
+    // (not UTF-8, or holding U+0000): whatever the bytes, the letter stores.
     let (payload, payload_encoding) = match std::str::from_utf8(&message.payload) {
-        Ok(text) => (text.to_owned(), PayloadEncoding::Utf8),
-        Err(_) => (
+        Ok(text) if !text.contains('\0') => (text.to_owned(), PayloadEncoding::Utf8),
+        _ => (
             base64::engine::general_purpose::STANDARD.encode(&message.payload),
             PayloadEncoding::Base64,
         ),
@@ -47,8 +47,11 @@ pub(crate) async fn dead_letter(
                 .iter()
                 .map(|(name, values)| {
                     (
-                        name.to_string(),
-                        values.iter().map(|v| v.as_str().to_owned()).collect(),
+                        shared.redactor.redact(name.as_ref()).into_owned(),
+                        values
+                            .iter()
+                            .map(|v| shared.redactor.redact(v.as_str()).into_owned())
+                            .collect(),
                     )
                 })
                 .collect()
@@ -58,11 +61,8 @@ pub(crate) async fn dead_letter(
         .headers
         .as_ref()
         .and_then(|h| h.get(runfleet_schemas::headers::MSG_ID))
-        .map(|v| runfleet_schemas::headers::idempotency_key_of(v.as_str()).to_owned());
-    let mut deliveries = shared
-        .journal
-        .delivery_history(delivery.stream_sequence)
-        .await?;
+        .map(|v| storable(runfleet_schemas::headers::idempotency_key_of(v.as_str())).into_owned());
+    let mut deliveries = shared.journal.delivery_history(&delivery.stored()).await?;
     for record in &mut deliveries {
         record.outcome = shared.redactor.redact(&record.outcome).into_owned();
     }
@@ -79,7 +79,7 @@ pub(crate) async fn dead_letter(
         tenant,
         reason,
         message: why,
-        original_subject: delivery.subject.clone(),
+        original_subject: storable(&delivery.subject).into_owned(),
         original_headers,
         payload,
         payload_encoding,

@@ -60,10 +60,26 @@ pub(crate) struct Delivery {
     pub subject: String,
     /// The delivery count (1 for the first).
     pub attempt: u64,
-    /// Its sequence in the work stream.
+    /// The stream it is stored in.
+    pub stream: String,
+    /// Its sequence in that stream.
     pub stream_sequence: u64,
     /// When it was published.
     pub published: chrono::DateTime<chrono::Utc>,
+}
+
+impl Delivery {
+    /// The stored message this is a delivery of, for its delivery history.
+    pub fn stored(&self) -> crate::journal::StoredMessage<'_> {
+        crate::journal::StoredMessage {
+            stream: &self.stream,
+            sequence: self.stream_sequence,
+            tenant: subjects::parse(&self.subject)
+                .map(|p| p.tenant)
+                .filter(|t| runfleet_schemas::Tenant::new(*t).is_ok())
+                .unwrap_or(subjects::UNKNOWN_TENANT),
+        }
+    }
 }
 
 /// Handles one work message to the end: dispatch, then ack, NAK or terminate.
@@ -164,6 +180,7 @@ fn delivery_of(message: &jetstream::Message) -> Option<Delivery> {
         Ok(info) => Some(Delivery {
             subject: message.subject.to_string(),
             attempt: u64::try_from(info.delivered).unwrap_or(1).max(1),
+            stream: info.stream.to_owned(),
             stream_sequence: info.stream_sequence,
             published: chrono::DateTime::from_timestamp(
                 info.published.unix_timestamp(),
@@ -263,7 +280,7 @@ async fn retry_later(shared: &Shared, delivery: &Delivery, reason: &str) -> Disp
     let _ = shared
         .journal
         .log_delivery(
-            delivery.stream_sequence,
+            &delivery.stored(),
             attempt_i64(delivery),
             &shared.worker_id,
             &reason,

@@ -241,6 +241,18 @@ fn status_str(status: TerminalCommandStatus) -> &'static str {
     runfleet_schemas::CommandStatus::from(status).as_str()
 }
 
+/// Which stored message a delivery record belongs to: a sequence is only
+/// unique within its stream, and a tenant's records never mix with another's.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredMessage<'a> {
+    /// The stream holding it (`RUNFLEET_WORK`, `RUNFLEET_CONTROL`).
+    pub stream: &'a str,
+    /// Its sequence in that stream.
+    pub sequence: u64,
+    /// The tenant of its subject (`_unknown` when the subject names none).
+    pub tenant: &'a str,
+}
+
 impl Journal {
     /// Wraps a pool; the hot path gets `group_commits` connections of its
     /// own, each running one batch at a time.
@@ -612,34 +624,48 @@ impl Journal {
     /// [`DbError`] on database failure.
     pub async fn log_delivery(
         &self,
-        stream_sequence: u64,
+        message: &StoredMessage<'_>,
         attempt: i64,
         worker_id: &str,
         outcome: &str,
     ) -> Result<(), DbError> {
         let conn = self.pool.get().await?;
         conn.execute(
-            "INSERT INTO delivery_log (stream_sequence, attempt, worker_id, outcome) VALUES ($1, $2, $3, $4)",
-            &[&i64::try_from(stream_sequence).unwrap_or(i64::MAX), &attempt, &worker_id, &outcome],
+            "INSERT INTO delivery_log (stream, stream_sequence, tenant, attempt, worker_id, outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &message.stream,
+                &i64::try_from(message.sequence).unwrap_or(i64::MAX),
+                &message.tenant,
+                &attempt,
+                &worker_id,
+                &outcome,
+            ],
         )
         .await?;
         Ok(())
     }
 
-    /// The logged deliveries of a stored message, oldest first.
+    /// The logged deliveries of a stored message, oldest first: only its
+    /// own (stream, sequence and tenant all match).
     ///
     /// # Errors
     /// [`DbError`] on database failure.
     pub async fn delivery_history(
         &self,
-        stream_sequence: u64,
+        message: &StoredMessage<'_>,
     ) -> Result<Vec<DeliveryRecord>, DbError> {
         let conn = self.pool.get().await?;
         let rows = conn
             .query(
-                "SELECT attempt, worker_id, at, outcome FROM delivery_log WHERE stream_sequence = $1 \
+                "SELECT attempt, worker_id, at, outcome FROM delivery_log \
+                 WHERE stream = $1 AND stream_sequence = $2 AND tenant = $3 \
                  ORDER BY attempt, at",
-                &[&i64::try_from(stream_sequence).unwrap_or(i64::MAX)],
+                &[
+                    &message.stream,
+                    &i64::try_from(message.sequence).unwrap_or(i64::MAX),
+                    &message.tenant,
+                ],
             )
             .await?;
         Ok(rows

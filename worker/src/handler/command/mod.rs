@@ -293,7 +293,7 @@ impl Turn<'_> {
             .shared
             .journal
             .log_delivery(
-                self.delivery.stream_sequence,
+                &self.delivery.stored(),
                 attempt_i64(self.delivery),
                 &self.shared.worker_id,
                 &outcome,
