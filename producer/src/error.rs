@@ -39,6 +39,15 @@ pub enum ProducerError {
         /// The broker's reason.
         detail: String,
     },
+    /// The fleet refused the message: it was dead-lettered, and no receipt
+    /// will answer it.
+    #[error("refused by the fleet ({reason}): {message}")]
+    Refused {
+        /// The dead letter's reason.
+        reason: runfleet_schemas::FailureKind,
+        /// The dead letter's explanation.
+        message: String,
+    },
     /// Nothing arrived in time.
     #[error("no {what} within {}", humantime::format_duration(*.waited))]
     Timeout {

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer};
 use futures::{Stream, StreamExt};
-use runfleet_schemas::{Contract, Event, Receipt, RunId, Tenant, decode, subjects};
+use runfleet_schemas::{
+    CommandCreate, Contract, DeadLetter, Event, PayloadEncoding, Receipt, RunId, Tenant, decode,
+    subjects,
+};
 
 use crate::ProducerError;
 
@@ -15,6 +18,16 @@ async fn ordered_messages(
     js: &jetstream::Context,
     stream: &str,
     subject: &str,
+) -> Result<consumer::pull::Ordered, ProducerError> {
+    ordered_messages_from(js, stream, subject, consumer::DeliverPolicy::All).await
+}
+
+/// An ordered consumer's messages on `subject` in `stream`, from `start`.
+async fn ordered_messages_from(
+    js: &jetstream::Context,
+    stream: &str,
+    subject: &str,
+    start: consumer::DeliverPolicy,
 ) -> Result<consumer::pull::Ordered, ProducerError> {
     let read_error = |what: String, err: &dyn std::fmt::Display| ProducerError::Read {
         what,
@@ -30,7 +43,7 @@ async fn ordered_messages(
             consumer::pull::OrderedConfig {
                 name: Some(format!("runfleet-reader-{}", uuid::Uuid::new_v4().simple())),
                 filter_subject: subject.to_owned(),
-                deliver_policy: consumer::DeliverPolicy::All,
+                deliver_policy: start,
                 ..Default::default()
             },
             stream,
@@ -208,4 +221,118 @@ pub async fn session_summary(
         });
     }
     Ok(value)
+}
+
+/// How far before a command's `created_at` its dead letter is looked for
+/// (clock skew between the producer and the fleet).
+const DEAD_LETTER_LOOKBACK: Duration = Duration::from_secs(300);
+
+/// How long a receipt may follow its command's dead letter.
+const RECEIPT_AFTER_DEAD_LETTER: Duration = Duration::from_secs(2);
+
+/// Waits for the answer to exactly `command`: its receipt, or the dead
+/// letter that refused it.
+///
+/// A receipt answers a command id, and one whose `seq` or
+/// `idempotency_key` differs from `command`'s belongs to another message
+/// that used the same id: it is not this message's answer. A message the
+/// fleet refused without a receipt of its own (an idempotency conflict, an
+/// invalid or exhausted message) is found on the tenant's dead-letter
+/// subject, by its subject and its bytes' meaning, and reported as
+/// [`ProducerError::Refused`].
+///
+/// # Errors
+/// [`ProducerError::Refused`] when the message was dead-lettered and no
+/// receipt followed within [`RECEIPT_AFTER_DEAD_LETTER`];
+/// [`ProducerError::Timeout`] when neither arrives within `timeout`.
+pub async fn wait_for_answer(
+    js: &jetstream::Context,
+    command: &CommandCreate,
+    timeout: Duration,
+) -> Result<Receipt, ProducerError> {
+    let receipt = async {
+        let stream = receipts(js, &command.tenant, &command.run_id).await?;
+        futures::pin_mut!(stream);
+        while let Some(receipt) = stream.next().await {
+            if let Ok(receipt) = receipt
+                && receipt.command_id == command.command_id
+                && receipt.seq == command.seq
+                && receipt.idempotency_key == command.idempotency_key
+            {
+                return Ok(receipt);
+            }
+        }
+        Err(ProducerError::Read {
+            what: format!("receipts of run {}", command.run_id),
+            detail: "stream ended".into(),
+        })
+    };
+    let refusal = async {
+        let sent = serde_json::to_value(command)?;
+        let subject = subjects::command(&command.tenant, &command.run_id);
+        let since = command.created_at - DEAD_LETTER_LOOKBACK;
+        let mut letters = ordered_messages_from(
+            js,
+            subjects::DEAD_LETTER_STREAM,
+            &subjects::dead_letter(command.tenant.as_str()),
+            consumer::DeliverPolicy::ByStartTime {
+                start_time: time::OffsetDateTime::from_unix_timestamp(since.timestamp())
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            },
+        )
+        .await?;
+        while let Some(message) = letters.next().await {
+            let Ok(message) = message else { continue };
+            let Ok(letter) = decode::<DeadLetter>(&message.payload) else {
+                continue;
+            };
+            if letter.original_subject == subject && original_value(&letter).as_ref() == Some(&sent)
+            {
+                return Err::<Receipt, _>(ProducerError::Refused {
+                    reason: letter.reason,
+                    message: letter.message,
+                });
+            }
+        }
+        Err(ProducerError::Read {
+            what: format!("dead letters of tenant {}", command.tenant),
+            detail: "stream ended".into(),
+        })
+    };
+    let answer = async {
+        futures::pin_mut!(receipt, refusal);
+        match futures::future::select(receipt, refusal).await {
+            futures::future::Either::Left((found, _)) => found,
+            // Some outcomes are a dead letter *and* a receipt (a command
+            // whose turn never came), the letter published first: when the
+            // receipt follows, it is the answer.
+            futures::future::Either::Right((refused, receipt)) => {
+                match tokio::time::timeout(RECEIPT_AFTER_DEAD_LETTER, receipt).await {
+                    Ok(Ok(found)) => Ok(found),
+                    _ => refused,
+                }
+            }
+        }
+    };
+    tokio::time::timeout(timeout, answer)
+        .await
+        .map_err(|_| ProducerError::Timeout {
+            what: format!(
+                "receipt of command {} (run {})",
+                command.command_id, command.run_id
+            ),
+            waited: timeout,
+        })?
+}
+
+/// The original message of a dead letter, parsed (`None` when it is not JSON).
+fn original_value(letter: &DeadLetter) -> Option<serde_json::Value> {
+    use base64::Engine;
+    let bytes = match letter.payload_encoding {
+        PayloadEncoding::Utf8 => letter.payload.clone().into_bytes(),
+        PayloadEncoding::Base64 => base64::engine::general_purpose::STANDARD
+            .decode(&letter.payload)
+            .ok()?,
+    };
+    serde_json::from_slice(&bytes).ok()
 }

@@ -17,7 +17,8 @@
 //! Exit codes: 0 success (and, for `wait`, a completed command); 1 the
 //! operation failed (NATS unreachable, not stored); 2 invalid input (the
 //! message breaks the contract, bad flags); 3 the command ended failed,
-//! cancelled or timed out; 4 no receipt within the timeout.
+//! cancelled or timed out, or the fleet refused it (dead-lettered, e.g. an
+//! idempotency conflict); 4 no receipt within the timeout.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -295,6 +296,7 @@ async fn main() -> ExitCode {
                     | ProducerError::Auth { .. },
                 ) => EXIT_INVALID,
                 Some(ProducerError::Timeout { .. }) => EXIT_TIMEOUT,
+                Some(ProducerError::Refused { .. }) => EXIT_NOT_COMPLETED,
                 _ => 1,
             };
             eprintln!("error: {err:#}");

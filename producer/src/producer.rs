@@ -112,23 +112,19 @@ impl Producer {
         self.publish(command).await
     }
 
-    /// Waits up to `timeout` for the receipt of `command`.
+    /// Waits up to `timeout` for the answer to `command`: its receipt, or
+    /// the dead letter that refused it ([`crate::follow::wait_for_answer`]).
     ///
     /// # Errors
-    /// [`ProducerError::Timeout`], or [`ProducerError::Read`].
+    /// [`ProducerError::Refused`] when the fleet dead-lettered it (an
+    /// idempotency conflict, say); [`ProducerError::Timeout`], or
+    /// [`ProducerError::Read`].
     pub async fn wait_for_receipt(
         &self,
         command: &runfleet_schemas::CommandCreate,
         timeout: std::time::Duration,
     ) -> Result<runfleet_schemas::Receipt, ProducerError> {
-        crate::follow::wait_for_receipt(
-            &self.jetstream,
-            &command.tenant,
-            &command.run_id,
-            command.command_id.as_str(),
-            timeout,
-        )
-        .await
+        crate::follow::wait_for_answer(&self.jetstream, command, timeout).await
     }
 
     /// The underlying client.

@@ -153,12 +153,13 @@ async fn one_pull_of_every_kind_of_message_ends_each_as_it_would_alone() {
         (stored.attempt, stored.fencing_token, stored.finished_at),
         "the stored receipt, not a new one"
     );
-    // The conflict executed nothing and is dead-lettered.
-    let refused = receipt(&conflicting).await;
-    assert_eq!(
-        refused.failure.as_ref().map(|f| f.kind),
-        Some(FailureKind::IdempotencyConflict)
-    );
+    // The conflict executed nothing and is dead-lettered, with no receipt.
+    match producer.wait_for_receipt(&conflicting, WAIT).await {
+        Err(runfleet_producer::ProducerError::Refused { reason, .. }) => {
+            assert_eq!(reason, FailureKind::IdempotencyConflict);
+        }
+        other => panic!("the conflict was not refused: {other:?}"),
+    }
     // The terminal run refused its late command; the cancelled one never ran.
     let late_receipt = receipt(&late).await;
     assert_eq!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Stack, payload, run_with_commands, text_payload};
 use futures::StreamExt;
-use runfleet_producer::{new_command, new_run};
+use runfleet_producer::{ProducerError, new_command, new_run};
 use runfleet_schemas::{CommandKind, FailureKind, TerminalCommandStatus, subjects};
 use serde_json::json;
 
@@ -144,23 +144,39 @@ async fn same_key_with_another_payload_is_a_conflict_and_executes_nothing() {
     );
     impostor.idempotency_key = commands[0].idempotency_key.clone();
     producer.send_command(&impostor).await.unwrap();
-    let receipt = producer.wait_for_receipt(&impostor, WAIT).await.unwrap();
-    assert_eq!(receipt.status, TerminalCommandStatus::Failed);
-    let failure = receipt.failure.unwrap();
-    assert_eq!(failure.kind, FailureKind::IdempotencyConflict);
+    match producer.wait_for_receipt(&impostor, WAIT).await {
+        Err(ProducerError::Refused { reason, message }) => {
+            assert_eq!(reason, FailureKind::IdempotencyConflict);
+            assert!(message.contains("different payload"), "{message}");
+        }
+        other => panic!("the impostor was not refused: {other:?}"),
+    }
+    // The original's own id, seq and key with another payload: refused the
+    // same way, and the original's receipt is still its only answer.
+    let mut twin = commands[0].clone();
+    twin.payload = payload(json!({"text": "rewritten"}));
+    producer.send_command(&twin).await.unwrap();
+    let dead = stack.wait_for_dead_letters(2).await;
+    assert_eq!(dead.len(), 2, "{dead:#?}");
     assert!(
-        failure.message.contains("different payload"),
-        "{}",
-        failure.message
+        dead.iter()
+            .all(|(reason, _, _)| reason == "idempotency-conflict"),
+        "{dead:#?}"
     );
+    let original = producer.wait_for_receipt(&commands[0], WAIT).await.unwrap();
+    assert_eq!(original.status, TerminalCommandStatus::Completed);
 
-    let dead = stack.wait_for_dead_letters(1).await;
-    assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].0, "idempotency-conflict");
+    // The receipts stream holds exactly one receipt, the original's.
+    let published =
+        runfleet_producer::follow::receipts_so_far(producer.jetstream(), &run.tenant, &run.run_id)
+            .await
+            .unwrap();
+    assert_eq!(published.len(), 1, "{published:#?}");
+    assert_eq!(published[0].status, TerminalCommandStatus::Completed);
     assert_eq!(
         common::effects(effects.path()).len(),
         1,
-        "the conflicting command never ran"
+        "the conflicting commands never ran"
     );
     assert_eq!(
         stack.receipt_count().await,

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use runfleet_schemas::{Event, Failure, FailureKind, Receipt, TerminalCommandStatus, decode_value};
+use runfleet_schemas::{Event, Failure, FailureKind, Receipt, decode_value};
 use serde_json::Value;
 
 use super::Turn;
 use crate::handler::{Disposition, Retryable, dead_letter};
-use crate::publisher::{publish, publish_all, publish_as};
+use crate::publisher::{publish, publish_all};
 use crate::retry::nak_delay;
 
 impl Turn<'_> {
@@ -41,44 +41,19 @@ impl Turn<'_> {
         Ok(Disposition::Ack)
     }
 
-    /// The key (or command id, or seq) was used with other content: a failed
-    /// receipt for the producer, a dead letter for the operator; nothing executes.
+    /// The key (or command id, or seq) was used with other content: a dead
+    /// letter with reason `idempotency-conflict`, and no receipt — the
+    /// command id or key belongs to the journaled command, whose receipt is
+    /// the only one (a second receipt could contradict it). Nothing executes.
     pub(super) async fn conflict(&self, why: String) -> Result<Disposition, Retryable> {
-        let shared = self.shared;
-        let receipt = self.receipt(
-            TerminalCommandStatus::Failed,
-            Some(Failure {
-                kind: FailureKind::IdempotencyConflict,
-                message: why.clone(),
-            }),
-            None,
-            None,
-            0,
-            None,
-        );
-        let disposition = dead_letter(
-            shared,
+        dead_letter(
+            self.shared,
             self.message,
             self.delivery,
             FailureKind::IdempotencyConflict,
             why,
         )
-        .await?;
-        // Not journaled (the command id may be the original's, whose receipt
-        // stands) and published under an id of its own, so it is not
-        // deduplicated against that receipt.
-        let msg_id = format!(
-            "conflict:{}:{}:{}",
-            receipt.run_id, receipt.command_id, self.delivery.stream_sequence
-        );
-        publish_as(
-            &shared.jetstream,
-            &receipt,
-            msg_id,
-            self.traceparent.as_deref(),
-        )
-        .await?;
-        Ok(disposition)
+        .await
     }
 
     /// Its turn never came within the delivery limit (an earlier seq never
