@@ -57,6 +57,15 @@ impl WorkerEnv {
         }
     }
 
+    /// The connection settings and nothing else: every other setting is the
+    /// product's default (what crash and ordering tests must hold under).
+    pub fn at_defaults(nats_url: &str, database_url: &str) -> WorkerEnv {
+        let keep = ["NATS_URL", "DATABASE_URL", "RUST_LOG"];
+        let mut env = WorkerEnv::new(nats_url, database_url);
+        env.vars.retain(|(k, _)| keep.contains(&k.as_str()));
+        env
+    }
+
     /// Sets (or overrides) one variable.
     #[must_use]
     pub fn with(mut self, name: &str, value: impl Into<String>) -> WorkerEnv {

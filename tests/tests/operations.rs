@@ -233,4 +233,11 @@ async fn health_metrics_fleet_tools_payload_limits_and_no_credentials_anywhere()
             assert!(!text.contains(secret), "{secret} appears in {place}");
         }
     }
+    // A log written to a file (not a terminal) has no colour codes.
+    let log = w.log_text();
+    assert!(
+        !log.contains('\x1b'),
+        "ANSI codes in a log file:\n{}",
+        tail(&log, 5)
+    );
 }

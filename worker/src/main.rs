@@ -54,7 +54,12 @@ fn init_tracing(json: bool, redactor: Redactor) {
         Ok(layer) => (layer, None),
         Err(err) => (None, Some(err)),
     };
+    // Colour only for a person at a terminal: a log file or a collector
+    // gets plain text (`NO_COLOR` turns it off at a terminal too).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(colour)
         .with_writer(RedactingWriter::new(redactor, std::io::stderr));
     let fmt = if json {
         fmt.json().boxed()

@@ -243,10 +243,8 @@ async fn pull_until_shutdown(
                         continue;
                     };
                     let shared = shared.clone();
-                    tasks.spawn(async move {
-                        handler::handle(&shared, message).await;
-                        drop(permit);
-                    });
+                    let slot = handler::Slot::new(slots.clone(), permit);
+                    tasks.spawn(async move { handler::handle(&shared, message, slot).await });
                 }
                 Some(Err(err)) => {
                     // Missing heartbeats and the like are not terminal: pull again.

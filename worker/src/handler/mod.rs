@@ -12,6 +12,7 @@ pub(crate) mod control;
 mod dead_letter;
 mod run_create;
 mod shared;
+mod slot;
 mod supervise;
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ use crate::retry::nak_delay;
 
 pub(crate) use dead_letter::dead_letter;
 pub(crate) use shared::Shared;
+pub(crate) use slot::Slot;
 
 /// What to do with the delivered message once handling is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +85,7 @@ impl Delivery {
 }
 
 /// Handles one work message to the end: dispatch, then ack, NAK or terminate.
-pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
+pub(crate) async fn handle(shared: &Shared, message: jetstream::Message, slot: Slot) {
     let Some(delivery) = delivery_of(&message) else {
         return;
     };
@@ -104,7 +106,7 @@ pub(crate) async fn handle(shared: &Shared, message: jetstream::Message) {
         &message,
         &delivery,
         span,
-        dispatch(shared, &message, &delivery),
+        dispatch(shared, &message, &delivery, &slot),
     )
     .await;
 }
@@ -199,6 +201,7 @@ async fn dispatch(
     shared: &Shared,
     message: &jetstream::Message,
     delivery: &Delivery,
+    slot: &Slot,
 ) -> Result<Disposition, Retryable> {
     if let Some(why) = oversized(shared, message) {
         return dead_letter(shared, message, delivery, FailureKind::PayloadTooLarge, why).await;
@@ -225,7 +228,9 @@ async fn dispatch(
     };
     match checked {
         Ok(Work::Run(run)) => run_create::handle(shared, message, delivery, run).await,
-        Ok(Work::Command(command)) => command::handle(shared, message, delivery, command).await,
+        Ok(Work::Command(command)) => {
+            command::handle(shared, message, delivery, slot, command).await
+        }
         Err(why) => dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await,
     }
 }

@@ -40,7 +40,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::{Delivery, Disposition, Retryable, attempt_i64};
-use crate::handler::Shared;
+use crate::handler::{Shared, Slot};
 use crate::journal::{Begin, CommandRow};
 use crate::retry::nak_delay;
 use crate::waiters::{MAX_POLL, run_key};
@@ -53,6 +53,8 @@ struct Turn<'a> {
     shared: &'a Shared,
     message: &'a jetstream::Message,
     delivery: &'a Delivery,
+    /// The worker slot it holds, given up while it waits for its turn.
+    slot: &'a Slot,
     command: CommandCreate,
     /// The command as the journal records it.
     row: CommandRow,
@@ -66,6 +68,7 @@ pub(super) async fn handle(
     shared: &Shared,
     message: &jetstream::Message,
     delivery: &Delivery,
+    slot: &Slot,
     command: CommandCreate,
 ) -> Result<Disposition, Retryable> {
     let traceparent = message
@@ -89,6 +92,7 @@ pub(super) async fn handle(
         shared,
         message,
         delivery,
+        slot,
         command,
         row,
         traceparent,
@@ -104,14 +108,24 @@ impl Turn<'_> {
         let waiting_since = Instant::now();
         let mut last_heartbeat = Instant::now();
         let mut poll = FIRST_POLL;
-        let guard = shared.waiters.register(&self.key);
+        let guard = shared.waiters.register(&self.key, self.command.seq);
         loop {
             let notified = guard.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let beginning = Instant::now();
             // Computed afresh on every try: its timestamps are the settle's.
             let mut pure = self.pure();
+            // Woken after waiting without a slot: a pure command needs none
+            // (it settles in one statement), any other waits for one.
+            if pure.is_none() {
+                tokio::select! {
+                    () = shared.abort.cancelled() => return Ok(Disposition::Nak(None)),
+                    () = self.slot.acquire() => {}
+                }
+            } else {
+                self.slot.try_acquire();
+            }
+            let beginning = Instant::now();
             let mut begin = Begin::Slow;
             if let Some(pure) = &pure {
                 begin = shared
@@ -136,6 +150,10 @@ impl Turn<'_> {
                         shared.config.ack_wait,
                     )
                     .await?;
+            }
+            if !matches!(begin, Begin::Wait(_)) {
+                // No longer in line: the run's next wake-up is for the next one.
+                guard.leave();
             }
             match begin {
                 Begin::Settled {
@@ -199,6 +217,11 @@ impl Turn<'_> {
                         tracing::info!(why = %why, "waited too long for its turn; handing the message back");
                         self.log(&format!("waited: {why}")).await;
                         return Ok(Disposition::Nak(Some(nak_delay(self.delivery.attempt))));
+                    }
+                    // Waiting executes nothing: the slot goes back, so the
+                    // worker pulls other work (perhaps the awaited seq).
+                    if self.slot.release() {
+                        tracing::debug!(why = %why, "waiting for its turn without a slot");
                     }
                     // Keep the lease while waiting: an in-progress ack whenever a
                     // heartbeat is due, however the wait ends.

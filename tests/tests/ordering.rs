@@ -1,0 +1,81 @@
+//! Ordering without head-of-line blocking, at the default settings:
+//! commands that arrive out of order wait for their turn without holding a
+//! worker slot, so they never keep the commands they wait for (or other
+//! runs' work) from being pulled.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Stack, run_with_commands, text_payload};
+use runfleet_schemas::{CommandCreate, TerminalCommandStatus};
+use runfleet_tests::WorkerEnv;
+
+/// Far below `RUNFLEET_ORDER_WAIT`'s default (60 s), which is what a
+/// blocked command would wait before being handed back.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// Publishes `runs` runs of `per_run` commands, every run's commands in
+/// reverse seq order (interleaved across runs), and waits for every receipt.
+async fn reverse_order(stack: &Stack, workers: usize, runs: usize, per_run: u64) -> Duration {
+    let env = WorkerEnv::at_defaults(stack.nats.url(), stack.db.url());
+    let (env, effects) = {
+        let effects = tempfile::NamedTempFile::new().unwrap();
+        (
+            env.with(
+                "RUNFLEET_ECHO_EFFECTS_FILE",
+                effects.path().display().to_string(),
+            ),
+            effects,
+        )
+    };
+    let workers = stack.workers(&env, workers).await;
+    let producer = stack.producer().await;
+    let mut all: Vec<Vec<CommandCreate>> = Vec::new();
+    for _ in 0..runs {
+        let (run, commands) = run_with_commands(per_run, text_payload);
+        producer.create_run(&run).await.unwrap();
+        all.push(commands);
+    }
+    let started = Instant::now();
+    for seq in (0..per_run as usize).rev() {
+        for commands in &all {
+            producer.send_command(&commands[seq]).await.unwrap();
+        }
+    }
+    let total = (runs as u64 * per_run) as i64;
+    stack.wait_for_receipts(total, BOUND, &workers).await;
+    let took = started.elapsed();
+    for commands in &all {
+        let last = producer
+            .wait_for_receipt(commands.last().unwrap(), BOUND)
+            .await
+            .unwrap();
+        assert_eq!(last.status, TerminalCommandStatus::Completed);
+        let ran = common::seqs_of(
+            &common::effects(effects.path()),
+            commands[0].run_id.as_str(),
+        );
+        assert_eq!(ran, (1..=per_run).collect::<Vec<_>>(), "in seq order");
+    }
+    took
+}
+
+#[tokio::test]
+async fn commands_published_in_reverse_order_run_in_order_without_waiting_for_the_order_timeout() {
+    let stack = Stack::start().await;
+    // The outside report's case: 4 runs × 20 commands, 3 workers.
+    let took = reverse_order(&stack, 3, 4, 20).await;
+    assert!(took < BOUND, "{took:?}");
+    eprintln!("4 runs x 20 commands in reverse order: {took:?}");
+}
+
+#[tokio::test]
+async fn more_waiting_commands_than_slots_do_not_block_their_predecessors() {
+    let stack = Stack::start().await;
+    // 700 commands of one run in reverse order, one worker with its 512
+    // default slots: seqs 700..189 arrive first and must not keep 1..188
+    // from being pulled.
+    let took = reverse_order(&stack, 1, 1, 700).await;
+    eprintln!("1 run x 700 commands in reverse order: {took:?}");
+}
