@@ -24,7 +24,6 @@ async fn exactly_once_while_workers_are_killed_every_300ms() {
     let (env, effects) = stack.counting_effects();
     let env = env
         .with("RUNFLEET_ACK_WAIT", "1s")
-        .with("RUNFLEET_MAX_DELIVER", "100")
         .with("RUNFLEET_ORDER_WAIT", "5s");
     let mut workers = stack.workers(&env, 3).await;
     let producer = stack.producer().await;

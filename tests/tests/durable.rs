@@ -327,7 +327,7 @@ async fn run_lifecycle_close_then_run_terminal_and_run_not_found() {
 #[tokio::test]
 async fn retryable_failures_are_retried_then_dead_lettered_at_the_limit() {
     let stack = Stack::start().await;
-    let env = stack.env.clone().with("RUNFLEET_MAX_DELIVER", "3");
+    let env = stack.env.clone().with("RUNFLEET_MAX_ATTEMPTS", "3");
     let workers = stack.workers(&env, 1).await;
     let producer = stack.producer().await;
     let run = new_run("acme", "tests", "echo").unwrap();
@@ -400,7 +400,7 @@ async fn a_command_whose_turn_never_comes_ends_failed_and_dead_lettered() {
     let env = stack
         .env
         .clone()
-        .with("RUNFLEET_MAX_DELIVER", "2")
+        .with("RUNFLEET_MAX_ATTEMPTS", "2")
         .with("RUNFLEET_ORDER_WAIT", "500ms");
     let workers = stack.workers(&env, 1).await;
     let producer = stack.producer().await;

@@ -81,8 +81,15 @@ pub struct Settings {
     /// in-progress ack before JetStream redelivers it.
     #[serde(with = "human")]
     pub ack_wait: Duration,
-    /// Deliveries of one message before the worker gives up on it (dead letter).
+    /// Deliveries of one message before the worker gives up on it (dead
+    /// letter): a far backstop, since deliveries are also lost to crashes of
+    /// workers that merely held the message.
     pub max_deliver: i64,
+    /// Executions of one command (claims in PostgreSQL) before it ends
+    /// `failed` with `max-deliveries`: its own retry budget, which deliveries
+    /// lost while it waited or while another command's crash took its worker
+    /// down do not spend.
+    pub max_attempts: i64,
     /// Unacknowledged messages fleet-wide (size it to the fleet's concurrency).
     pub max_ack_pending: i64,
     /// JetStream's deduplication window for `Nats-Msg-Id`.
@@ -146,8 +153,9 @@ impl Default for Settings {
             nats: NatsAuth::default(),
             database_url: "postgres://runfleet@127.0.0.1:54329/runfleet".into(),
             replicas: 1,
-            ack_wait: Duration::from_secs(30),
-            max_deliver: 10,
+            ack_wait: Duration::from_secs(10),
+            max_deliver: 100,
+            max_attempts: 10,
             max_ack_pending: 4096,
             dedupe_window: Duration::from_secs(600),
             receipt_retention: Duration::from_secs(7 * 86_400),
@@ -201,14 +209,18 @@ pub struct Overrides {
     #[arg(long, env = "RUNFLEET_REPLICAS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replicas: Option<usize>,
-    /// The lease [default: 30s].
+    /// The lease [default: 10s].
     #[arg(long, env = "RUNFLEET_ACK_WAIT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack_wait: Option<String>,
-    /// Deliveries before a message is dead-lettered [default: 10].
+    /// Deliveries before a message is dead-lettered, a backstop [default: 100].
     #[arg(long, env = "RUNFLEET_MAX_DELIVER")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_deliver: Option<i64>,
+    /// Executions of a command before it fails `max-deliveries` [default: 10].
+    #[arg(long, env = "RUNFLEET_MAX_ATTEMPTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<i64>,
     /// Unacknowledged messages fleet-wide [default: 4096].
     #[arg(long, env = "RUNFLEET_MAX_ACK_PENDING")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -346,6 +358,9 @@ impl Settings {
         }
         if self.max_deliver < 1 {
             return invalid("max_deliver", "must be at least 1");
+        }
+        if self.max_attempts < 1 {
+            return invalid("max_attempts", "must be at least 1");
         }
         if self.max_ack_pending < 1 {
             return invalid("max_ack_pending", "must be at least 1");
@@ -566,7 +581,8 @@ mod tests {
         .unwrap();
         assert_eq!(settings.ack_wait, Duration::from_secs(12), "from the file");
         assert_eq!(settings.concurrency, 7, "the override wins");
-        assert_eq!(settings.max_deliver, 10, "the default");
+        assert_eq!(settings.max_deliver, 100, "the default");
+        assert_eq!(settings.max_attempts, 10, "the default");
         assert!(settings.profiles.contains_key("echo"));
     }
 
@@ -625,7 +641,7 @@ mod tests {
             assert!(!dump.contains(secret), "{secret} in\n{dump}");
         }
         assert!(dump.contains("@db:5432/runfleet"), "{dump}");
-        assert!(dump.contains("ack_wait = \"30s\""), "{dump}");
+        assert!(dump.contains("ack_wait = \"10s\""), "{dump}");
         let query = Settings {
             database_url: "postgres://db/x?password=QueryPW1".into(),
             ..Settings::default()

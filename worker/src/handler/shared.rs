@@ -55,6 +55,13 @@ impl Shared {
         self.waiters.announce(&self.client, tenant, run_id);
     }
 
+    /// A command's execution budget ([`crate::config::Settings::max_attempts`]).
+    pub fn max_attempts(&self) -> u64 {
+        u64::try_from(self.config.max_attempts)
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
     /// The delivery limit, as a delivery count.
     pub fn max_deliver(&self) -> u64 {
         u64::try_from(self.config.max_deliver)

@@ -15,7 +15,7 @@ use crate::db::DbError;
 /// `runfleet_begin_command` for every element of the arrays, in order.
 pub(crate) const SQL: &str = "\
 SELECT b.outcome, b.fencing_token, b.next_event_seq, b.receipt, b.detail, b.failure_kind, \
-       b.run_spec, b.spent \
+       b.run_spec, b.spent, b.executions \
   FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::jsonb[], \
               $7::text[], $8::bytea[], $9::int8[], $10::text[], $11::int8[]) \
        WITH ORDINALITY AS u(tenant, run_id, command_id, seq, kind, message, key, hash, attempt, \
@@ -84,6 +84,7 @@ fn answer(row: &tokio_postgres::Row) -> Result<Begin, DbError> {
             run_spec: row.try_get(6)?,
             spent: serde_json::from_value::<BTreeMap<String, f64>>(row.try_get::<_, Value>(7)?)
                 .unwrap_or_default(),
+            executions: u64::try_from(row.try_get::<_, i32>(8)?).unwrap_or(1),
         }),
         other => not_claimed(other, row),
     }

@@ -143,6 +143,8 @@ pub enum Begin {
         run_spec: Value,
         /// What the run has spent so far, per currency.
         spent: BTreeMap<String, f64>,
+        /// How many times the command has been started, this one included.
+        executions: u64,
     },
     /// The command or its run was cancelled before it started: it never runs.
     Cancelled(String),

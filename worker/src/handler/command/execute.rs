@@ -26,6 +26,18 @@ impl Turn<'_> {
     ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let started_at = Utc::now();
+        if claim.executions > shared.max_attempts() {
+            // Started that often without an outcome: each earlier execution
+            // ended with its worker (killed, or its lease lost) — a command
+            // that takes its worker down must not do so for ever.
+            let why = format!(
+                "started {} times without an outcome (each time its worker died or lost the lease; \
+                 RUNFLEET_MAX_ATTEMPTS is {})",
+                claim.executions - 1,
+                shared.max_attempts()
+            );
+            return self.give_up(&claim, started_at, why).await;
+        }
         // Validated against its schema when it was accepted; plain serde here.
         let run: RunCreate = serde_json::from_value(run_spec)
             .map_err(|e| crate::db::DbError::Unexpected(format!("stored run: {e}")))?;
@@ -174,8 +186,9 @@ impl Turn<'_> {
         self.commit(&claim, started_at, ending).await
     }
 
-    /// A retryable failure: NAK for another delivery, or, at the delivery
-    /// limit, a failed receipt (committed under the claim) and a dead letter.
+    /// A retryable failure: NAK for another delivery, or, once the command
+    /// has been executed `max_attempts` times (or at JetStream's delivery
+    /// backstop), a failed receipt and a dead letter ([`Turn::give_up`]).
     pub(super) async fn retry_or_give_up(
         &self,
         claim: &Claim,
@@ -184,7 +197,8 @@ impl Turn<'_> {
     ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let failure = BackendError::new(failure.kind, shared.redactor.redact(&failure.message));
-        if self.delivery.attempt < shared.max_deliver() {
+        if claim.executions < shared.max_attempts() && self.delivery.attempt < shared.max_deliver()
+        {
             tracing::warn!(failure = %failure, "retryable failure");
             if failure.kind != FailureKind::HeartbeatLost {
                 self.release(claim.token).await;
@@ -192,13 +206,23 @@ impl Turn<'_> {
             self.log(&failure.to_string()).await;
             return Ok(Disposition::Nak(Some(nak_delay(self.delivery.attempt))));
         }
-        let failure = BackendError::new(
-            FailureKind::MaxDeliveries,
-            format!(
-                "gave up after {} deliveries; last failure: {failure}",
-                self.delivery.attempt
-            ),
+        let why = format!(
+            "gave up after {} executions; last failure: {failure}",
+            claim.executions
         );
+        self.give_up(claim, started_at, why).await
+    }
+
+    /// The command's budget is spent: a failed receipt (`max-deliveries`,
+    /// committed under the claim) and a dead letter.
+    async fn give_up(
+        &self,
+        claim: &Claim,
+        started_at: DateTime<Utc>,
+        why: String,
+    ) -> Result<Disposition, Retryable> {
+        let shared = self.shared;
+        let failure = BackendError::new(FailureKind::MaxDeliveries, why);
         let message = failure.message.clone();
         let disposition = self
             .commit(claim, started_at, Ending::failed(failure))
@@ -320,6 +344,8 @@ pub(super) struct Claim {
     pub(super) next_event_seq: i64,
     /// What the run spent before this command.
     pub(super) spent: BTreeMap<String, f64>,
+    /// How many times the command has been started, this claim included.
+    pub(super) executions: u64,
 }
 
 /// How an executed command ends, before it is committed.

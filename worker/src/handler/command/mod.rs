@@ -182,6 +182,7 @@ impl Turn<'_> {
                     next_event_seq,
                     run_spec,
                     spent,
+                    executions,
                 } => {
                     tracing::debug!(
                         begin_ms = beginning.elapsed().as_secs_f64() * 1e3,
@@ -193,6 +194,7 @@ impl Turn<'_> {
                         token: fencing_token,
                         next_event_seq,
                         spent,
+                        executions,
                     };
                     return self.execute(claim, run_spec).await;
                 }
@@ -211,7 +213,7 @@ impl Turn<'_> {
                 }
                 Begin::Wait(why) => {
                     if waiting_since.elapsed() >= shared.config.order_wait {
-                        if self.delivery.attempt >= shared.max_deliver() {
+                        if self.waited_out() {
                             return self.give_up_waiting(why).await;
                         }
                         tracing::info!(why = %why, "waited too long for its turn; handing the message back");
@@ -294,6 +296,22 @@ impl Turn<'_> {
             traceparent: self.traceparent.clone(),
             budget_remaining: BTreeMap::new(),
         }
+    }
+
+    /// Whether the command has waited for its turn as long as it may: its
+    /// `max_attempts` hand-backs of `order_wait` each, counted from when it
+    /// was published (deliveries lost to crashes meanwhile do not shorten
+    /// it), or JetStream's delivery backstop.
+    fn waited_out(&self) -> bool {
+        let config = &self.shared.config;
+        let allowed = config
+            .order_wait
+            .saturating_mul(u32::try_from(self.shared.max_attempts()).unwrap_or(u32::MAX));
+        let waited = Utc::now()
+            .signed_duration_since(self.delivery.published)
+            .to_std()
+            .unwrap_or_default();
+        waited >= allowed || self.delivery.attempt >= self.shared.max_deliver()
     }
 
     /// Gives the claim up early, so the next delivery need not wait for the lease.

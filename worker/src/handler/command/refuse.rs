@@ -56,12 +56,16 @@ impl Turn<'_> {
         .await
     }
 
-    /// Its turn never came within the delivery limit (an earlier seq never
-    /// arrived, say): the command ends failed, and is dead-lettered.
+    /// Its turn never came within `max_attempts × order_wait` (an earlier
+    /// seq never arrived, say): the command ends failed, and is dead-lettered.
     pub(super) async fn give_up_waiting(&self, why: String) -> Result<Disposition, Retryable> {
+        let waited = Utc::now()
+            .signed_duration_since(self.delivery.published)
+            .to_std()
+            .unwrap_or_default();
         let why = format!(
-            "gave up after {} deliveries waiting for its turn: {why}",
-            self.delivery.attempt
+            "gave up after waiting {} for its turn: {why}",
+            humantime::format_duration(Duration::from_secs(waited.as_secs()))
         );
         let receipt = self.receipt(
             FailureKind::MaxDeliveries.status(),
