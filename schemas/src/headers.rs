@@ -6,6 +6,7 @@
 //! | `Nats-Msg-Id`     | fleet messages          | derived from identity ([`crate::Routed::msg_id`]) |
 //! | `Runfleet-Schema` | every published message | the message kind (`command.create`, …)           |
 //! | `traceparent`     | optional                | W3C trace context, carried to events and receipts |
+//! | `Runfleet-Waiting-Since` | parked commands published again | when the fleet first saw the command |
 
 use sha2::{Digest, Sha256};
 
@@ -34,6 +35,10 @@ pub fn producer_msg_id(idempotency_key: &str, payload: &[u8]) -> String {
 }
 /// The message kind, so consumers can route without parsing the body.
 pub const SCHEMA: &str = "Runfleet-Schema";
+/// On a parked command published again by the fleet: when the fleet first
+/// saw the command (RFC 3339), so its wait for its turn is counted from then.
+pub const WAITING_SINCE: &str = "Runfleet-Waiting-Since";
+
 /// The W3C trace context of the message's trace.
 pub const TRACEPARENT: &str = "traceparent";
 

@@ -79,3 +79,68 @@ async fn more_waiting_commands_than_slots_do_not_block_their_predecessors() {
     let took = reverse_order(&stack, 1, 1, 700).await;
     eprintln!("1 run x 700 commands in reverse order: {took:?}");
 }
+
+#[tokio::test]
+async fn a_command_parked_for_its_turn_survives_the_worker_that_parked_it() {
+    let stack = Stack::start().await;
+    let env = WorkerEnv::at_defaults(stack.nats.url(), stack.db.url());
+    let mut first = common::worker(&env, "w1").await;
+    let producer = stack.producer().await;
+    let (run, commands) = run_with_commands(2, text_payload);
+    producer.create_run(&run).await.unwrap();
+    // Seq 2 alone: it waits for seq 1, then is parked in PostgreSQL and its
+    // message acknowledged — no worker holds it.
+    producer.send_command(&commands[1]).await.unwrap();
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let parked: i64 = stack
+            .pg
+            .query_one(
+                "SELECT count(*) FROM commands WHERE parked_at IS NOT NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if parked == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never parked\n{}",
+            common::tail(&first.log_text(), 30)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stack.wait_until_work_stream_is_empty().await;
+    // The worker that parked it dies; another serves seq 1, and seq 2 is
+    // published again from PostgreSQL when its turn comes.
+    first.kill();
+    let second = common::worker(&env, "w2").await;
+    producer.send_command(&commands[0]).await.unwrap();
+    let started = Instant::now();
+    let receipt = producer.wait_for_receipt(&commands[1], BOUND).await;
+    let receipt =
+        receipt.unwrap_or_else(|err| panic!("{err}\n{}", common::tail(&second.log_text(), 30)));
+    assert_eq!(receipt.status, TerminalCommandStatus::Completed);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let first_receipt = producer
+        .wait_for_receipt(&commands[0], BOUND)
+        .await
+        .unwrap();
+    assert!(first_receipt.fencing_token < receipt.fencing_token);
+    let parked: i64 = stack
+        .pg
+        .query_one(
+            "SELECT count(*) FROM commands WHERE parked_at IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(parked, 0, "the parking is cleared");
+}

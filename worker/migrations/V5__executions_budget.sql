@@ -1,4 +1,5 @@
--- A command's retry budget counts its own executions, not deliveries.
+-- A command's retry budget counts its own executions, not deliveries; and a
+-- command that waits long for its turn is parked here instead of held.
 --
 -- JetStream counts a delivery each time a message is handed to a worker,
 -- including every message a worker merely held (waiting for its turn,
@@ -10,6 +11,80 @@
 
 ALTER TABLE commands ADD COLUMN executions integer NOT NULL DEFAULT 0;
 UPDATE commands SET executions = 1 WHERE started_at IS NOT NULL;
+
+-- Parking. A command that has waited for an earlier seq longer than a
+-- moment is parked: `parked_at` is set and its message acknowledged, so no
+-- worker holds it (a crash of that worker strands nothing, and it takes no
+-- place in the consumer's max_ack_pending). When its turn comes (or can
+-- never come: the run ended, the command was cancelled) a worker publishes
+-- its stored message again, under the Nats-Msg-Id
+-- `resume:<run_id>:<command_id>:<parked_at in µs>`, and only then clears
+-- `parked_at` (a crash in between republishes the same id: deduplicated).
+ALTER TABLE commands ADD COLUMN parked_at timestamptz;
+CREATE INDEX commands_parked ON commands (parked_at) WHERE parked_at IS NOT NULL;
+
+-- Parks a command that is still behind an earlier seq of an open run (true
+-- also when it already is); false when it is not to be parked (its turn
+-- came, it was cancelled, its run ended).
+CREATE FUNCTION runfleet_park_command(
+    p_tenant text, p_run_id text, p_command_id text, p_seq bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_next bigint;
+BEGIN
+    -- The run's lock orders this with the commit that moves the run on.
+    SELECT r.next_seq INTO v_next FROM runs r
+     WHERE r.tenant = p_tenant AND r.run_id = p_run_id
+       AND r.status NOT IN ('completed', 'failed', 'blocked', 'cancelled')
+       FOR UPDATE;
+    IF NOT FOUND OR v_next >= p_seq THEN
+        RETURN false;
+    END IF;
+    IF EXISTS (SELECT 1 FROM cancel_requests cr
+                WHERE cr.tenant = p_tenant AND cr.run_id = p_run_id
+                  AND cr.command_id = p_command_id) THEN
+        RETURN false;
+    END IF;
+    UPDATE commands c SET parked_at = clock_timestamp()
+     WHERE c.tenant = p_tenant AND c.run_id = p_run_id AND c.command_id = p_command_id
+       AND c.status = 'acknowledged' AND c.parked_at IS NULL;
+    IF FOUND THEN
+        RETURN true;
+    END IF;
+    -- Already parked (this is a redelivered copy): the parking stands.
+    RETURN EXISTS (SELECT 1 FROM commands c
+                    WHERE c.tenant = p_tenant AND c.run_id = p_run_id
+                      AND c.command_id = p_command_id
+                      AND c.status = 'acknowledged' AND c.parked_at IS NOT NULL);
+END $$;
+
+-- The parked commands that are due: their run's turn, or never to come
+-- (the run ended, the command was cancelled, or it was first seen before
+-- p_expired: it has waited as long as it may). Of the given runs (after a
+-- commit), or of every run parked before p_before (the sweep), at most
+-- p_limit.
+CREATE FUNCTION runfleet_parked_due(
+    p_tenants text[], p_run_ids text[], p_before timestamptz, p_expired timestamptz,
+    p_limit integer)
+RETURNS TABLE (tenant text, run_id text, command_id text, message jsonb,
+               parked_at timestamptz, created_at timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT c.tenant, c.run_id, c.command_id, c.message, c.parked_at, c.created_at
+      FROM commands c
+      JOIN runs r ON r.tenant = c.tenant AND r.run_id = c.run_id
+     WHERE c.parked_at IS NOT NULL AND c.status = 'acknowledged'
+       AND (p_tenants IS NULL
+            OR (c.tenant, c.run_id) IN (SELECT * FROM unnest(p_tenants, p_run_ids)))
+       AND (p_before IS NULL OR c.parked_at < p_before)
+       AND (c.seq <= r.next_seq
+            OR c.created_at < p_expired
+            OR r.status IN ('completed', 'failed', 'blocked', 'cancelled')
+            OR EXISTS (SELECT 1 FROM cancel_requests cr
+                        WHERE cr.tenant = c.tenant AND cr.run_id = c.run_id
+                          AND cr.command_id = c.command_id))
+     ORDER BY c.parked_at
+     LIMIT p_limit
+$$;
 
 -- ---------------------------------------------------------------------------
 -- runfleet_begin_command (v5): as v2, and a claim counts an execution and
@@ -98,7 +173,7 @@ BEGIN
         UPDATE commands c
            SET status = 'running', attempt = p_attempt, worker_id = p_worker,
                fencing_token = run.fencing_token + 1, started_at = now(),
-               executions = c.executions + 1
+               executions = c.executions + 1, parked_at = NULL
          WHERE c.tenant = p_tenant AND c.run_id = p_run_id AND c.command_id = p_command_id
         RETURNING c.executions INTO v_executions;
     END IF;

@@ -310,6 +310,13 @@ pub struct Overrides {
 }
 
 impl Settings {
+    /// How long a command may wait for its turn in all before it gives up:
+    /// `max_attempts × order_wait`.
+    pub fn give_up_waiting_after(&self) -> Duration {
+        self.order_wait
+            .saturating_mul(u32::try_from(self.max_attempts).unwrap_or(u32::MAX))
+    }
+
     /// Layers defaults, the file, then `overrides` (environment and flags,
     /// as clap read them) and `NATS_*` credentials, and validates the result.
     ///

@@ -31,6 +31,7 @@ pub mod publisher;
 pub mod pure_runs;
 pub mod readiness;
 pub mod redact;
+pub mod resume;
 pub mod retry;
 pub mod run_log;
 pub mod service;

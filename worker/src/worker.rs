@@ -163,7 +163,7 @@ pub async fn run_with(
         config: config.clone(),
         worker_id: worker_id.clone(),
         journal: journal.clone(),
-        jetstream: js,
+        jetstream: js.clone(),
         client: client.clone(),
         backends: backends.clone(),
         redactor,
@@ -173,6 +173,12 @@ pub async fn run_with(
         metrics: metrics.clone(),
         run_log,
         pure_runs: crate::pure_runs::PureRuns::default(),
+        resumer: crate::resume::start(
+            journal.clone(),
+            js.clone(),
+            config.give_up_waiting_after(),
+            background.clone(),
+        ),
         abort: CancellationToken::new(),
     });
     tokio::spawn(cancels.listen(client.clone(), background.clone(), {

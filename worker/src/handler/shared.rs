@@ -12,6 +12,7 @@ use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::pure_runs::PureRuns;
 use crate::redact::Redactor;
+use crate::resume::Resumer;
 use crate::run_log::RunLog;
 use crate::waiters::Waiters;
 use crate::workspace::RunDirs;
@@ -45,6 +46,8 @@ pub struct Shared {
     pub run_log: RunLog,
     /// Runs whose pure commands are settled in one statement.
     pub pure_runs: PureRuns,
+    /// Publishes parked commands again when their run moves on to them.
+    pub resumer: Resumer,
     /// Cancelled when in-flight work must stop now (after the shutdown grace).
     pub abort: CancellationToken,
 }
@@ -53,6 +56,7 @@ impl Shared {
     /// Tells waiters here and in other workers that the run moved on.
     pub fn announce(&self, tenant: &str, run_id: &str) {
         self.waiters.announce(&self.client, tenant, run_id);
+        self.resumer.run_moved_on(tenant, run_id);
     }
 
     /// A command's execution budget ([`crate::config::Settings::max_attempts`]).

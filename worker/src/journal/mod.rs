@@ -15,6 +15,8 @@ mod batch;
 mod begin;
 mod complete;
 mod create_run;
+mod parking;
+pub use parking::{Among, Parked};
 mod settle;
 
 use std::collections::BTreeMap;

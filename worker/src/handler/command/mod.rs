@@ -45,6 +45,10 @@ use crate::journal::{Begin, CommandRow};
 use crate::retry::nak_delay;
 use crate::waiters::{MAX_POLL, run_key};
 
+/// How long a command waits for its turn holding its message before it is
+/// parked in PostgreSQL instead.
+const PARK_AFTER: Duration = Duration::from_secs(1);
+
 /// The first re-check of a waiting command that was not woken.
 const FIRST_POLL: Duration = Duration::from_millis(50);
 
@@ -212,10 +216,13 @@ impl Turn<'_> {
                     .into());
                 }
                 Begin::Wait(why) => {
+                    if self.waited_out() {
+                        return self.give_up_waiting(why).await;
+                    }
+                    if waiting_since.elapsed() >= PARK_AFTER && self.park().await? {
+                        return Ok(Disposition::Ack);
+                    }
                     if waiting_since.elapsed() >= shared.config.order_wait {
-                        if self.waited_out() {
-                            return self.give_up_waiting(why).await;
-                        }
                         tracing::info!(why = %why, "waited too long for its turn; handing the message back");
                         self.log(&format!("waited: {why}")).await;
                         return Ok(Disposition::Nak(Some(nak_delay(self.delivery.attempt))));
@@ -303,15 +310,44 @@ impl Turn<'_> {
     /// was published (deliveries lost to crashes meanwhile do not shorten
     /// it), or JetStream's delivery backstop.
     fn waited_out(&self) -> bool {
-        let config = &self.shared.config;
-        let allowed = config
-            .order_wait
-            .saturating_mul(u32::try_from(self.shared.max_attempts()).unwrap_or(u32::MAX));
         let waited = Utc::now()
-            .signed_duration_since(self.delivery.published)
+            .signed_duration_since(self.first_seen())
             .to_std()
             .unwrap_or_default();
-        waited >= allowed || self.delivery.attempt >= self.shared.max_deliver()
+        waited >= self.shared.config.give_up_waiting_after()
+            || self.delivery.attempt >= self.shared.max_deliver()
+    }
+
+    /// When the fleet first saw the command: its publish time, or, for a
+    /// parked command published again, the time its header carries.
+    pub(super) fn first_seen(&self) -> DateTime<Utc> {
+        self.message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(headers::WAITING_SINCE))
+            .and_then(|v| DateTime::parse_from_rfc3339(v.as_str()).ok())
+            .map_or(self.delivery.published, |t| t.to_utc())
+            .min(self.delivery.published)
+    }
+
+    /// Parks the command in PostgreSQL (its message is then acknowledged:
+    /// no worker holds it while it waits). False when it is not to be
+    /// parked (its turn came meanwhile, say).
+    async fn park(&self) -> Result<bool, Retryable> {
+        let parked = self
+            .shared
+            .journal
+            .park(
+                self.command.tenant.as_str(),
+                self.command.run_id.as_str(),
+                self.command.command_id.as_str(),
+                i64::try_from(self.command.seq).unwrap_or(i64::MAX),
+            )
+            .await?;
+        if parked {
+            tracing::info!("parked until its turn comes");
+        }
+        Ok(parked)
     }
 
     /// Gives the claim up early, so the next delivery need not wait for the lease.

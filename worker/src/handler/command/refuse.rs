@@ -60,7 +60,7 @@ impl Turn<'_> {
     /// seq never arrived, say): the command ends failed, and is dead-lettered.
     pub(super) async fn give_up_waiting(&self, why: String) -> Result<Disposition, Retryable> {
         let waited = Utc::now()
-            .signed_duration_since(self.delivery.published)
+            .signed_duration_since(self.first_seen())
             .to_std()
             .unwrap_or_default();
         let why = format!(
