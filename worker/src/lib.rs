@@ -24,6 +24,7 @@ pub mod db;
 mod handler;
 pub mod http;
 pub mod journal;
+pub mod launcher;
 pub mod metrics;
 pub mod preflight;
 pub mod profiles;

@@ -76,8 +76,22 @@ fn init_tracing(json: bool, redactor: Redactor) {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // A launcher for a program (see `launcher`) becomes the program here.
+    runfleet_worker::launcher::run_if_asked(&std::env::args_os().collect::<Vec<_>>());
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_or_else(
+            |err| {
+                eprintln!("error: cannot start the runtime: {err}");
+                ExitCode::FAILURE
+            },
+            |runtime| runtime.block_on(run()),
+        )
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let config = match Settings::load(&cli.overrides) {
         Ok(config) => config,

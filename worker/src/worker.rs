@@ -99,6 +99,10 @@ pub fn redactor_for(profiles: &Profiles) -> Redactor {
 /// [`run`] with the profiles already loaded and a redactor that knows
 /// their secrets (the binary builds both before logging starts).
 ///
+/// The process must be the worker binary, or call
+/// [`crate::launcher::run_if_asked`] first thing in its `main`: programs of
+/// `process` profiles are started through it ([`crate::launcher`]).
+///
 /// # Errors
 /// [`WorkerError`] when start-up fails.
 pub async fn run_with(
@@ -127,10 +131,16 @@ pub async fn run_with(
         jetstream: js.clone(),
         redactor: redactor.clone(),
     };
+    // This binary is the launcher of every program (its `main` calls
+    // `launcher::run_if_asked` first), so programs die with the worker.
+    let launcher = std::env::current_exe()
+        .map_err(|err| tracing::warn!(error = %err, "cannot find the worker binary; programs are started directly and may outlive a killed worker"))
+        .ok();
     let backends = Backends::new(
         &profiles,
         config.echo_effects_file.clone(),
         Some(run_log.clone()),
+        launcher,
     );
     let background = CancellationToken::new();
     let waiters = Waiters::default();

@@ -94,11 +94,14 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// One backend per profile; `echo` counts its effects in `echo_effects`.
+    /// One backend per profile; `echo` counts its effects in `echo_effects`;
+    /// `process` programs are started through `launcher` when given
+    /// ([`crate::launcher`]).
     pub fn new(
         profiles: &Profiles,
         echo_effects: Option<std::path::PathBuf>,
         run_log: Option<RunLog>,
+        launcher: Option<std::path::PathBuf>,
     ) -> Backends {
         let by_profile = profiles
             .iter()
@@ -109,6 +112,7 @@ impl Backends {
                         name.to_owned(),
                         profile.clone(),
                         run_log.clone(),
+                        launcher.clone(),
                     )),
                 };
                 (name.to_owned(), (profile.clone(), backend))

@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,6 +59,10 @@ pub struct ProcessBackend {
     kept: Mutex<HashMap<String, Kept>>,
     /// Where closing events of kept processes go.
     run_log: Option<RunLog>,
+    /// The worker binary, started as the launcher of each program (it
+    /// dies with the worker: [`crate::launcher`]); `None` starts programs
+    /// directly (a library embedding without the launcher).
+    launcher: Option<PathBuf>,
 }
 
 /// A per-run process between commands.
@@ -140,18 +145,47 @@ enum Line {
 impl ProcessBackend {
     /// A backend running `profile` (named `name`); closing events of kept
     /// processes go to `run_log` when given.
-    pub fn new(name: String, profile: Profile, run_log: Option<RunLog>) -> ProcessBackend {
+    pub fn new(
+        name: String,
+        profile: Profile,
+        run_log: Option<RunLog>,
+        launcher: Option<PathBuf>,
+    ) -> ProcessBackend {
         ProcessBackend {
             name,
             profile,
             kept: Mutex::new(HashMap::new()),
             run_log,
+            launcher,
         }
     }
 
     fn spawn(&self, run: &RunInfo) -> Result<Running, BackendError> {
         let program = self.profile.program.clone().unwrap_or_default();
-        let mut command = Command::new(&program);
+        let cannot_start = |why: &dyn std::fmt::Display| {
+            BackendError::new(
+                FailureKind::BackendFailed,
+                format!(
+                    "profile {}: cannot start {}: {why}",
+                    self.name,
+                    program.display()
+                ),
+            )
+        };
+        // Through the launcher, so the program dies with this worker.
+        let mut command = match &self.launcher {
+            Some(launcher) => {
+                let resolved = crate::launcher::resolve(&program)
+                    .ok_or_else(|| cannot_start(&"no such executable file (PATH searched)"))?;
+                let mut command = Command::new(launcher);
+                command
+                    .arg(crate::launcher::LAUNCH_ARG)
+                    .arg(std::process::id().to_string())
+                    .arg(resolved);
+                command
+            }
+            None => Command::new(&program),
+        };
         command
             .args(&self.profile.args)
             .current_dir(&run.workdir)
@@ -176,16 +210,7 @@ impl ProcessBackend {
         if let Some(session) = &run.session_id {
             command.env("RUNFLEET_SESSION_ID", session);
         }
-        let mut child = command.spawn().map_err(|err| {
-            BackendError::new(
-                FailureKind::BackendFailed,
-                format!(
-                    "profile {}: cannot start {}: {err}",
-                    self.name,
-                    program.display()
-                ),
-            )
-        })?;
+        let mut child = command.spawn().map_err(|err| cannot_start(&err))?;
         let pid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
