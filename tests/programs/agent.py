@@ -114,10 +114,17 @@ def run_command(command, attempt):
 
     output = {"text": text, "steps": results, "attempt": attempt}
     if "secret_env" in payload:
+        # The secret everywhere a program's output can go: an event, stderr,
+        # a journaled step's result (as a key and as a value) and the
+        # command's result (likewise).
         secret = os.environ.get(payload["secret_env"], "")
         send({"type": "assistant_message", "text": f"the secret is {secret}"})
         print(f"the secret is {secret}", file=sys.stderr, flush=True)
+        replayed, _ = request_step("secret-step")
+        if not replayed:
+            save_step("secret-step", {secret: secret, "nested": {secret: [secret]}})
         output["secret"] = secret
+        output[secret] = {"as a key": 1}
     send({"type": "result", "output": output})
 
 
