@@ -129,8 +129,12 @@ pub struct Settings {
     /// Bound on each git invocation when materializing a resource bundle.
     #[serde(with = "human")]
     pub git_timeout: Duration,
-    /// Largest message (bytes) the worker accepts; larger ones are dead-lettered.
-    pub max_payload: usize,
+    /// Largest message (bytes) the worker accepts; larger ones are
+    /// dead-lettered `payload-too-large`. Unset: the NATS server's own
+    /// `max_payload` (then no stored message can be larger, and the check
+    /// only matters when a fleet sets a lower limit than its server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_payload: Option<usize>,
     /// The health and metrics listener (`/healthz`, `/readyz`, `/metrics`); off when unset.
     pub http_addr: Option<SocketAddr>,
     /// Log as JSON lines.
@@ -142,9 +146,6 @@ pub struct Settings {
     /// The backend profiles this worker serves (without any: `echo`).
     pub profiles: BTreeMap<String, Profile>,
 }
-
-/// The default maximum payload: 1 MiB, NATS's own default `max_payload`.
-pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;
 
 impl Default for Settings {
     fn default() -> Settings {
@@ -171,7 +172,7 @@ impl Default for Settings {
             schedule_to_start: Duration::from_secs(300),
             max_missed_heartbeats: 3,
             git_timeout: Duration::from_secs(300),
-            max_payload: DEFAULT_MAX_PAYLOAD,
+            max_payload: None,
             http_addr: None,
             log_json: false,
             echo_effects_file: None,
@@ -281,7 +282,7 @@ pub struct Overrides {
     #[arg(long, env = "RUNFLEET_GIT_TIMEOUT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git_timeout: Option<String>,
-    /// Largest accepted message in bytes [default: 1048576].
+    /// Largest accepted message in bytes [default: the server's max_payload].
     #[arg(long, env = "RUNFLEET_MAX_PAYLOAD")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_payload: Option<usize>,
@@ -315,6 +316,13 @@ impl Settings {
     pub fn give_up_waiting_after(&self) -> Duration {
         self.order_wait
             .saturating_mul(u32::try_from(self.max_attempts).unwrap_or(u32::MAX))
+    }
+
+    /// The largest message this worker accepts, given the server's
+    /// `max_payload`: the configured limit when it is lower, else the server's.
+    pub fn effective_max_payload(&self, server_max_payload: usize) -> usize {
+        self.max_payload
+            .map_or(server_max_payload, |limit| limit.min(server_max_payload))
     }
 
     /// Layers defaults, the file, then `overrides` (environment and flags,
@@ -384,7 +392,7 @@ impl Settings {
         if self.max_missed_heartbeats == 0 {
             return invalid("max_missed_heartbeats", "must be at least 1");
         }
-        if self.max_payload < 1024 {
+        if self.max_payload.is_some_and(|bytes| bytes < 1024) {
             return invalid("max_payload", "must be at least 1024 bytes");
         }
         if self

@@ -189,6 +189,7 @@ pub async fn run_with(
             config.give_up_waiting_after(),
             background.clone(),
         ),
+        max_payload: config.effective_max_payload(client.server_info().max_payload),
         abort: CancellationToken::new(),
     });
     tokio::spawn(cancels.listen(client.clone(), background.clone(), {

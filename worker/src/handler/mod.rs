@@ -168,11 +168,9 @@ async fn drive(
 /// Why a message is refused unread: it is larger than the fleet's `max_payload`.
 fn oversized(shared: &Shared, message: &jetstream::Message) -> Option<String> {
     let size = message.payload.len();
-    (size > shared.config.max_payload).then(|| {
-        format!(
-            "the message is {size} bytes; this fleet accepts at most {} (max_payload)",
-            shared.config.max_payload
-        )
+    let limit = shared.max_payload;
+    (size > limit).then(|| {
+        format!("the message is {size} bytes; this fleet accepts at most {limit} (max_payload)")
     })
 }
 

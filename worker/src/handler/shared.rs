@@ -48,6 +48,9 @@ pub struct Shared {
     pub pure_runs: PureRuns,
     /// Publishes parked commands again when their run moves on to them.
     pub resumer: Resumer,
+    /// The largest message accepted: the configured `max_payload` when it
+    /// is below the server's, else the server's.
+    pub max_payload: usize,
     /// Cancelled when in-flight work must stop now (after the shutdown grace).
     pub abort: CancellationToken,
 }
