@@ -25,6 +25,7 @@ use Outcome::{Answered, Refused};
 const WORKER_PASSWORD: &str = "worker-test-secret";
 const ACME_PASSWORD: &str = "acme-test-secret";
 const GLOBEX_PASSWORD: &str = "globex-test-secret";
+const OPERATOR_PASSWORD: &str = "operator-test-secret";
 /// How long a tenant's request waits for an answer: a publish the server
 /// refuses is dropped (the client only gets an asynchronous `-ERR`), so the
 /// request runs into this timeout.
@@ -78,6 +79,7 @@ impl TenantNats {
             .env("RUNFLEET_NATS_WORKER_PASSWORD", WORKER_PASSWORD)
             .env("RUNFLEET_NATS_ACME_PASSWORD", ACME_PASSWORD)
             .env("RUNFLEET_NATS_GLOBEX_PASSWORD", GLOBEX_PASSWORD)
+            .env("RUNFLEET_NATS_OPERATOR_PASSWORD", OPERATOR_PASSWORD)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -341,6 +343,29 @@ async fn a_tenant_reaches_only_its_own_subjects() {
     runfleet_worker::setup::ensure_streams(&worker_js, &stream_settings())
         .await
         .unwrap();
+
+    // The operator user reads every stream but cannot change one.
+    let operator_errors = ServerErrors::default();
+    let operator = nats
+        .connect("operator", OPERATOR_PASSWORD, None, &operator_errors)
+        .await;
+    let names = api_request(&operator, "$JS.API.STREAM.NAMES".into(), json!({}))
+        .await
+        .unwrap();
+    assert!(
+        names["streams"].as_array().is_some_and(|s| s.len() >= 5),
+        "{names}"
+    );
+    assert!(
+        api_request(
+            &operator,
+            format!("$JS.API.STREAM.DELETE.{}", subjects::WORK_STREAM),
+            json!({})
+        )
+        .await
+        .is_err(),
+        "an operator cannot delete a stream"
+    );
 
     let acme = Tenant::new("acme").unwrap();
     let globex = Tenant::new("globex").unwrap();
