@@ -223,9 +223,10 @@ pub async fn session_summary(
     Ok(value)
 }
 
-/// How far before a command's `created_at` its dead letter is looked for
-/// (clock skew between the producer and the fleet).
-const DEAD_LETTER_LOOKBACK: Duration = Duration::from_secs(300);
+/// How far back from the start of the wait a dead letter counts: a letter
+/// older than that belongs to an earlier send of the same bytes (call the
+/// wait right after the send).
+const DEAD_LETTER_LOOKBACK: Duration = Duration::from_secs(30);
 
 /// How long a receipt may follow its command's dead letter.
 const RECEIPT_AFTER_DEAD_LETTER: Duration = Duration::from_secs(2);
@@ -270,7 +271,7 @@ pub async fn wait_for_answer(
     let refusal = async {
         let sent = serde_json::to_value(command)?;
         let subject = subjects::command(&command.tenant, &command.run_id);
-        let since = command.created_at - DEAD_LETTER_LOOKBACK;
+        let since = chrono::Utc::now() - DEAD_LETTER_LOOKBACK;
         let mut letters = ordered_messages_from(
             js,
             subjects::DEAD_LETTER_STREAM,

@@ -86,7 +86,12 @@ async fn a_command_parked_for_its_turn_survives_the_worker_that_parked_it() {
     let env = WorkerEnv::at_defaults(stack.nats.url(), stack.db.url());
     let mut first = common::worker(&env, "w1").await;
     let producer = stack.producer().await;
-    let (run, commands) = run_with_commands(2, text_payload);
+    let (run, mut commands) = run_with_commands(2, text_payload);
+    // Numbers jsonb would rewrite (`1e16` → `10000000000000000`): the
+    // message published again must be the very bytes that were parked, or
+    // its payload hash would no longer match its own idempotency key.
+    commands[1].payload =
+        common::payload(serde_json::json!({"text": "late", "n": 1e16, "z": -0.0}));
     producer.create_run(&run).await.unwrap();
     // Seq 2 alone: it waits for seq 1, then is parked in PostgreSQL and its
     // message acknowledged — no worker holds it.

@@ -21,13 +21,16 @@ UPDATE commands SET executions = 1 WHERE started_at IS NOT NULL;
 -- `resume:<run_id>:<command_id>:<parked_at in µs>`, and only then clears
 -- `parked_at` (a crash in between republishes the same id: deduplicated).
 ALTER TABLE commands ADD COLUMN parked_at timestamptz;
+-- The parked message's bytes exactly as delivered (jsonb would normalize
+-- numbers and so change the payload hash the journal compares).
+ALTER TABLE commands ADD COLUMN parked_message bytea;
 CREATE INDEX commands_parked ON commands (parked_at) WHERE parked_at IS NOT NULL;
 
--- Parks a command that is still behind an earlier seq of an open run (true
--- also when it already is); false when it is not to be parked (its turn
--- came, it was cancelled, its run ended).
+-- Parks a command that is still behind an earlier seq of an open run, with
+-- its message's bytes; false when it is not to be parked (its turn came, it
+-- was cancelled, its run ended).
 CREATE FUNCTION runfleet_park_command(
-    p_tenant text, p_run_id text, p_command_id text, p_seq bigint)
+    p_tenant text, p_run_id text, p_command_id text, p_seq bigint, p_message bytea)
 RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
     v_next bigint;
@@ -45,17 +48,13 @@ BEGIN
                   AND cr.command_id = p_command_id) THEN
         RETURN false;
     END IF;
-    UPDATE commands c SET parked_at = clock_timestamp()
+    -- Always a new parking, even when one stands (this may be its own
+    -- republished copy, whose parking is about to be cleared): the clear
+    -- names the parking it clears, so it cannot clear this one.
+    UPDATE commands c SET parked_at = clock_timestamp(), parked_message = p_message
      WHERE c.tenant = p_tenant AND c.run_id = p_run_id AND c.command_id = p_command_id
-       AND c.status = 'acknowledged' AND c.parked_at IS NULL;
-    IF FOUND THEN
-        RETURN true;
-    END IF;
-    -- Already parked (this is a redelivered copy): the parking stands.
-    RETURN EXISTS (SELECT 1 FROM commands c
-                    WHERE c.tenant = p_tenant AND c.run_id = p_run_id
-                      AND c.command_id = p_command_id
-                      AND c.status = 'acknowledged' AND c.parked_at IS NOT NULL);
+       AND c.status = 'acknowledged';
+    RETURN FOUND;
 END $$;
 
 -- The parked commands that are due: their run's turn, or never to come
@@ -66,13 +65,14 @@ END $$;
 CREATE FUNCTION runfleet_parked_due(
     p_tenants text[], p_run_ids text[], p_before timestamptz, p_expired timestamptz,
     p_limit integer)
-RETURNS TABLE (tenant text, run_id text, command_id text, message jsonb,
+RETURNS TABLE (tenant text, run_id text, command_id text, message bytea,
                parked_at timestamptz, created_at timestamptz)
 LANGUAGE sql STABLE AS $$
-    SELECT c.tenant, c.run_id, c.command_id, c.message, c.parked_at, c.created_at
+    SELECT c.tenant, c.run_id, c.command_id, c.parked_message, c.parked_at, c.created_at
       FROM commands c
       JOIN runs r ON r.tenant = c.tenant AND r.run_id = c.run_id
      WHERE c.parked_at IS NOT NULL AND c.status = 'acknowledged'
+       AND c.parked_message IS NOT NULL
        AND (p_tenants IS NULL
             OR (c.tenant, c.run_id) IN (SELECT * FROM unnest(p_tenants, p_run_ids)))
        AND (p_before IS NULL OR c.parked_at < p_before)
@@ -173,7 +173,7 @@ BEGIN
         UPDATE commands c
            SET status = 'running', attempt = p_attempt, worker_id = p_worker,
                fencing_token = run.fencing_token + 1, started_at = now(),
-               executions = c.executions + 1, parked_at = NULL
+               executions = c.executions + 1, parked_at = NULL, parked_message = NULL
          WHERE c.tenant = p_tenant AND c.run_id = p_run_id AND c.command_id = p_command_id
         RETURNING c.executions INTO v_executions;
     END IF;

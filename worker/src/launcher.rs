@@ -16,10 +16,13 @@
 //! and a worker that is *paused* (SIGSTOP) rather than killed — its
 //! programs keep running while it is stopped; its lease expires, another
 //! worker may start the command again, and only the fencing token keeps the
-//! paused worker from committing anything when it resumes. Linux only.
+//! paused worker from committing anything when it resumes. Linux only. (The
+//! kernel sends the signal when the *thread* that started the launcher
+//! exits; programs are started from the runtime's worker threads, which live
+//! as long as the worker.)
 
-use std::ffi::{CString, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 /// The first argument that makes the worker binary a launcher.
@@ -61,16 +64,24 @@ fn launch(args: &[OsString]) -> Result<std::convert::Infallible, String> {
             "the worker (pid {parent}) is gone; not starting the program"
         ));
     }
-    let c_string = |arg: &OsString| {
-        CString::new(arg.as_bytes()).map_err(|_| format!("{arg:?} holds a NUL byte"))
-    };
-    let path = c_string(program)?;
-    let argv = std::iter::once(program)
-        .chain(rest)
-        .map(c_string)
-        .collect::<Result<Vec<_>, _>>()?;
-    nix::unistd::execv(&path, &argv)
-        .map_err(|err| format!("cannot start {}: {err}", Path::new(program).display()))
+    // std's `exec` (not a bare execv): it also gives the program the
+    // default signal dispositions, where this Rust process ignores SIGPIPE.
+    let err = std::process::Command::new(program).args(rest).exec();
+    Err(format!(
+        "cannot start {}: {err}",
+        Path::new(program).display()
+    ))
+}
+
+/// The path to start this worker binary again as a launcher:
+/// `/proc/self/exe`, which still names the running binary after an
+/// in-place upgrade replaced the file, else the path it was started from.
+pub fn this_binary() -> Option<PathBuf> {
+    let proc_self = Path::new("/proc/self/exe");
+    if proc_self.exists() {
+        return Some(proc_self.to_path_buf());
+    }
+    std::env::current_exe().ok()
 }
 
 /// `program` as an absolute path: as given when it names a path, else the

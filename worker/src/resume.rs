@@ -97,7 +97,7 @@ pub fn start(
 /// whose publish was acknowledged (the others stay parked for the sweep).
 async fn republish(journal: &Journal, js: &jetstream::Context, due: Vec<Parked>) {
     let publishes = due.iter().map(|parked| async move {
-        let payload = serde_json::to_vec(&parked.message).ok()?;
+        let payload = parked.message.clone();
         let mut header = HeaderMap::new();
         header.insert(headers::MSG_ID, msg_id(parked).as_str());
         header.insert(headers::SCHEMA, "command.create");

@@ -133,9 +133,12 @@ pub async fn run_with(
     };
     // This binary is the launcher of every program (its `main` calls
     // `launcher::run_if_asked` first), so programs die with the worker.
-    let launcher = std::env::current_exe()
-        .map_err(|err| tracing::warn!(error = %err, "cannot find the worker binary; programs are started directly and may outlive a killed worker"))
-        .ok();
+    let launcher = crate::launcher::this_binary();
+    if launcher.is_none() {
+        tracing::warn!(
+            "cannot find the worker binary; programs are started directly and may outlive a killed worker"
+        );
+    }
     let backends = Backends::new(
         &profiles,
         config.echo_effects_file.clone(),

@@ -3,11 +3,9 @@
 //! when it is due its stored message is published again (see
 //! `V5__executions_budget.sql` and [`crate::resume`]).
 
-use chrono::{DateTime, Utc};
-use serde_json::Value;
-
 use super::Journal;
 use crate::db::DbError;
+use chrono::{DateTime, Utc};
 
 /// A parked command that is due to be published again.
 #[derive(Debug, Clone)]
@@ -18,8 +16,8 @@ pub struct Parked {
     pub run_id: String,
     /// Its id.
     pub command_id: String,
-    /// Its stored `command.create` message.
-    pub message: Value,
+    /// Its `command.create` message, the bytes as delivered.
+    pub message: Vec<u8>,
     /// When it was parked: names this parking (its republished `Nats-Msg-Id`).
     pub parked_at: DateTime<Utc>,
     /// When the fleet first saw it (how long it has waited, across parkings).
@@ -36,7 +34,8 @@ pub enum Among<'a> {
 }
 
 impl Journal {
-    /// Parks a command that is still behind an earlier seq of its open run.
+    /// Parks a command that is still behind an earlier seq of its open run,
+    /// with `message`, its bytes as delivered (what is published again).
     /// False when it is not to be parked: its turn came meanwhile, it is
     /// cancelled, or its run ended (the caller looks again).
     ///
@@ -48,12 +47,13 @@ impl Journal {
         run_id: &str,
         command_id: &str,
         seq: i64,
+        message: &[u8],
     ) -> Result<bool, DbError> {
         let conn = self.pool.get().await?;
         let row = conn
             .query_one(
-                "SELECT runfleet_park_command($1, $2, $3, $4)",
-                &[&tenant, &run_id, &command_id, &seq],
+                "SELECT runfleet_park_command($1, $2, $3, $4, $5)",
+                &[&tenant, &run_id, &command_id, &seq, &message],
             )
             .await?;
         Ok(row.try_get(0)?)
@@ -116,7 +116,7 @@ impl Journal {
         let parked: Vec<DateTime<Utc>> = published.iter().map(|p| p.parked_at).collect();
         let conn = self.pool.get().await?;
         conn.execute(
-            "UPDATE commands c SET parked_at = NULL \
+            "UPDATE commands c SET parked_at = NULL, parked_message = NULL \
                FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) \
                     AS u(tenant, run_id, command_id, parked_at) \
               WHERE c.tenant = u.tenant AND c.run_id = u.run_id \

@@ -45,6 +45,12 @@ use crate::journal::{Begin, CommandRow};
 use crate::retry::nak_delay;
 use crate::waiters::{MAX_POLL, run_key};
 
+/// Whether a `Wait` answer is a wait for an earlier seq (the journal words
+/// it `seq N of run R waits for seq M`), not for a lease.
+fn behind_an_earlier_seq(why: &str) -> bool {
+    why.contains(" waits for seq ")
+}
+
 /// How long a command waits for its turn holding its message before it is
 /// parked in PostgreSQL instead.
 const PARK_AFTER: Duration = Duration::from_secs(1);
@@ -122,9 +128,8 @@ impl Turn<'_> {
             // Woken after waiting without a slot: a pure command needs none
             // (it settles in one statement), any other waits for one.
             if pure.is_none() {
-                tokio::select! {
-                    () = shared.abort.cancelled() => return Ok(Disposition::Nak(None)),
-                    () = self.slot.acquire() => {}
+                if !self.take_slot(&mut last_heartbeat).await {
+                    return Ok(Disposition::Nak(None));
                 }
             } else {
                 self.slot.try_acquire();
@@ -145,6 +150,10 @@ impl Turn<'_> {
                     .await?;
             }
             if begin == Begin::Slow {
+                // The two-step path may claim and execute: it needs a slot.
+                if !self.take_slot(&mut last_heartbeat).await {
+                    return Ok(Disposition::Nak(None));
+                }
                 begin = shared
                     .journal
                     .begin_command(
@@ -216,7 +225,10 @@ impl Turn<'_> {
                     .into());
                 }
                 Begin::Wait(why) => {
-                    if self.waited_out() {
+                    // Only a wait for an earlier seq can go on for ever; a
+                    // wait on a lease (this very command claimed elsewhere,
+                    // say) ends when the lease does.
+                    if behind_an_earlier_seq(&why) && self.waited_out() {
                         return self.give_up_waiting(why).await;
                     }
                     if waiting_since.elapsed() >= PARK_AFTER && self.park().await? {
@@ -305,6 +317,25 @@ impl Turn<'_> {
         }
     }
 
+    /// Takes a worker slot again (at once when one is held), renewing the
+    /// message's lease meanwhile; false when the worker is aborting.
+    async fn take_slot(&self, last_heartbeat: &mut Instant) -> bool {
+        let interval = self.shared.config.heartbeat_interval();
+        loop {
+            let next_heartbeat = *last_heartbeat + interval;
+            tokio::select! {
+                () = self.shared.abort.cancelled() => return false,
+                () = self.slot.acquire() => return true,
+                () = tokio::time::sleep_until(next_heartbeat.into()) => {
+                    if let Err(err) = self.message.ack_with(AckKind::Progress).await {
+                        tracing::warn!(error = %err, "in-progress ack failed while waiting for a slot");
+                    }
+                    *last_heartbeat = Instant::now();
+                }
+            }
+        }
+    }
+
     /// Whether the command has waited for its turn as long as it may: its
     /// `max_attempts` hand-backs of `order_wait` each, counted from when it
     /// was published (deliveries lost to crashes meanwhile do not shorten
@@ -342,6 +373,7 @@ impl Turn<'_> {
                 self.command.run_id.as_str(),
                 self.command.command_id.as_str(),
                 i64::try_from(self.command.seq).unwrap_or(i64::MAX),
+                &self.message.payload,
             )
             .await?;
         if parked {
