@@ -7,8 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer};
 use futures::{Stream, StreamExt};
 use runfleet_schemas::{
-    CommandCreate, Contract, DeadLetter, Event, PayloadEncoding, Receipt, RunId, Tenant, decode,
-    subjects,
+    CommandCreate, Contract, DeadLetter, Event, Receipt, RunId, Tenant, decode, subjects,
 };
 
 use crate::ProducerError;
@@ -328,12 +327,5 @@ pub async fn wait_for_answer(
 
 /// The original message of a dead letter, parsed (`None` when it is not JSON).
 fn original_value(letter: &DeadLetter) -> Option<serde_json::Value> {
-    use base64::Engine;
-    let bytes = match letter.payload_encoding {
-        PayloadEncoding::Utf8 => letter.payload.clone().into_bytes(),
-        PayloadEncoding::Base64 => base64::engine::general_purpose::STANDARD
-            .decode(&letter.payload)
-            .ok()?,
-    };
-    serde_json::from_slice(&bytes).ok()
+    serde_json::from_slice(&letter.original_bytes().ok()?).ok()
 }

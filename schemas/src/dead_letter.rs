@@ -74,6 +74,38 @@ pub enum PayloadEncoding {
     Base64,
 }
 
+impl PayloadEncoding {
+    /// `bytes` as a dead letter's `payload` and its encoding: as is when
+    /// they are UTF-8 without U+0000, else standard base64 — so any byte
+    /// sequence is carried exactly, and always storable.
+    pub fn encode(bytes: &[u8]) -> (String, PayloadEncoding) {
+        use base64::Engine;
+        match std::str::from_utf8(bytes) {
+            Ok(text) if !text.contains('\0') => (text.to_owned(), PayloadEncoding::Utf8),
+            _ => (
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+                PayloadEncoding::Base64,
+            ),
+        }
+    }
+}
+
+impl DeadLetter {
+    /// The original message's bytes, decoded as `payload_encoding` says.
+    ///
+    /// # Errors
+    /// When a `base64` payload is not valid base64.
+    pub fn original_bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        use base64::Engine;
+        match self.payload_encoding {
+            PayloadEncoding::Utf8 => Ok(self.payload.clone().into_bytes()),
+            PayloadEncoding::Base64 => {
+                base64::engine::general_purpose::STANDARD.decode(&self.payload)
+            }
+        }
+    }
+}
+
 /// One delivery of a message to a worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

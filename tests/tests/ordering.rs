@@ -80,6 +80,19 @@ async fn more_waiting_commands_than_slots_do_not_block_their_predecessors() {
     eprintln!("1 run x 700 commands in reverse order: {took:?}");
 }
 
+/// How many commands are parked now.
+async fn parked_commands(stack: &Stack) -> i64 {
+    stack
+        .pg
+        .query_one(
+            "SELECT count(*) FROM commands WHERE parked_at IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 #[tokio::test]
 async fn a_command_parked_for_its_turn_survives_the_worker_that_parked_it() {
     let stack = Stack::start().await;
@@ -98,15 +111,7 @@ async fn a_command_parked_for_its_turn_survives_the_worker_that_parked_it() {
     producer.send_command(&commands[1]).await.unwrap();
     let deadline = Instant::now() + BOUND;
     loop {
-        let parked: i64 = stack
-            .pg
-            .query_one(
-                "SELECT count(*) FROM commands WHERE parked_at IS NOT NULL",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let parked = parked_commands(&stack).await;
         if parked == 1 {
             break;
         }
@@ -138,14 +143,5 @@ async fn a_command_parked_for_its_turn_survives_the_worker_that_parked_it() {
         .await
         .unwrap();
     assert!(first_receipt.fencing_token < receipt.fencing_token);
-    let parked: i64 = stack
-        .pg
-        .query_one(
-            "SELECT count(*) FROM commands WHERE parked_at IS NOT NULL",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(parked, 0, "the parking is cleared");
+    assert_eq!(parked_commands(&stack).await, 0, "the parking is cleared");
 }

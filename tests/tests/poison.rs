@@ -6,22 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use base64::Engine;
 use common::{Stack, run_with_commands, text_payload};
 use runfleet_schemas::{DeadLetter, PayloadEncoding, TerminalCommandStatus, subjects};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// The original bytes a stored dead letter carries.
-fn original_bytes(letter: &DeadLetter) -> Vec<u8> {
-    match letter.payload_encoding {
-        PayloadEncoding::Utf8 => letter.payload.clone().into_bytes(),
-        PayloadEncoding::Base64 => base64::engine::general_purpose::STANDARD
-            .decode(&letter.payload)
-            .unwrap(),
-    }
-}
 
 /// Every stored dead letter, in the order of the original messages.
 async fn stored_letters(stack: &Stack) -> Vec<DeadLetter> {
@@ -95,7 +84,7 @@ async fn bytes_postgres_cannot_store_are_dead_lettered_with_their_original_bytes
         letters[0]
     );
     for (letter, poison) in letters.iter().zip(&poisons) {
-        assert_eq!(&original_bytes(letter), poison, "{letter:#?}");
+        assert_eq!(&letter.original_bytes().unwrap(), poison, "{letter:#?}");
         assert!(
             letter.deliveries.len() == 1,
             "refused on its first delivery: {letter:#?}"
@@ -125,7 +114,7 @@ async fn bytes_postgres_cannot_store_are_dead_lettered_with_their_original_bytes
     }
     published.sort_by_key(|letter| letter.stream_sequence);
     for (letter, poison) in published.iter().zip(&poisons) {
-        assert_eq!(&original_bytes(letter), poison);
+        assert_eq!(&letter.original_bytes().unwrap(), poison);
     }
     assert_eq!(stack.receipt_count().await, 1, "nothing poisoned ran");
     stack.wait_until_work_stream_is_empty().await;

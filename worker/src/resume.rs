@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use chrono::Utc;
-use runfleet_schemas::{headers, subjects};
+use runfleet_schemas::{RunId, Tenant, headers, subjects};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -105,11 +105,10 @@ async fn republish(journal: &Journal, js: &jetstream::Context, due: Vec<Parked>)
             headers::WAITING_SINCE,
             parked.first_seen.to_rfc3339().as_str(),
         );
-        let subject = format!(
-            "{}.cmd.{}.{}",
-            subjects::PREFIX,
-            parked.tenant,
-            parked.run_id
+        // Identifiers the journal accepted earlier: valid subject tokens.
+        let subject = subjects::command(
+            &Tenant::new(parked.tenant.as_str()).ok()?,
+            &RunId::new(parked.run_id.as_str()).ok()?,
         );
         let ack = js
             .publish_with_headers(subject, header, payload.into())

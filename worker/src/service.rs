@@ -84,10 +84,9 @@ use std::time::Duration;
 
 use async_nats::service::{self, ServiceExt};
 use async_nats::{HeaderMap, HeaderName, HeaderValue, jetstream};
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use runfleet_schemas::{DeadLetter, PayloadEncoding, headers};
+use runfleet_schemas::{DeadLetter, headers};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -794,16 +793,11 @@ impl Api {
                 "dead letter {id} is stored in an unknown shape: {err}"
             ))
         })?;
-        let payload = match letter.payload_encoding {
-            PayloadEncoding::Utf8 => letter.payload.clone().into_bytes(),
-            PayloadEncoding::Base64 => base64::engine::general_purpose::STANDARD
-                .decode(&letter.payload)
-                .map_err(|err| {
-                    ApiError::Internal(format!(
-                        "dead letter {id} has a payload that is not base64: {err}"
-                    ))
-                })?,
-        };
+        let payload = letter.original_bytes().map_err(|err| {
+            ApiError::Internal(format!(
+                "dead letter {id} has a payload that is not base64: {err}"
+            ))
+        })?;
         let subject = letter.original_subject.clone();
         let publish_failed = |err: String| {
             tracing::warn!(dead_letter.id = id, msg.subject = %subject, error = %err, "redrive not stored");

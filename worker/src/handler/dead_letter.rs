@@ -3,7 +3,6 @@
 //! `runfleet.dlq.<tenant>`; only then is the original terminated.
 
 use async_nats::jetstream;
-use base64::Engine;
 use runfleet_schemas::{
     DeadLetter, DeliveryRecord, FailureKind, PayloadEncoding, SchemaVersion, decode_value,
 };
@@ -30,15 +29,7 @@ pub(crate) async fn dead_letter(
     let why = shared.redactor.redact(&why).into_owned();
     tracing::warn!(reason = %reason, why = %why, "dead-lettering the message");
     let tenant = delivery.stored().tenant.to_owned();
-    // Base64 whenever the bytes are not text PostgreSQL can hold as it is
-    // (not UTF-8, or holding U+0000): whatever the bytes, the letter stores.
-    let (payload, payload_encoding) = match std::str::from_utf8(&message.payload) {
-        Ok(text) if !text.contains('\0') => (text.to_owned(), PayloadEncoding::Utf8),
-        _ => (
-            base64::engine::general_purpose::STANDARD.encode(&message.payload),
-            PayloadEncoding::Base64,
-        ),
-    };
+    let (payload, payload_encoding) = PayloadEncoding::encode(&message.payload);
     let original_headers = message
         .headers
         .as_ref()

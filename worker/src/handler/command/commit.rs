@@ -132,10 +132,7 @@ impl Turn<'_> {
             None => metrics.command_completed(profile, tenant),
             Some(failure) => metrics.command_failed(profile, tenant, failure.kind.as_str()),
         }
-        let end_to_end = Utc::now()
-            .signed_duration_since(self.delivery.published)
-            .to_std()
-            .unwrap_or_default();
+        let end_to_end = super::elapsed_since(self.delivery.published);
         metrics.observe_end_to_end(profile, tenant, end_to_end.as_secs_f64());
     }
 }

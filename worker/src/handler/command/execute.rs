@@ -304,10 +304,7 @@ impl Turn<'_> {
     ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let profile = run.backend_profile.as_str();
-        let waited = Utc::now()
-            .signed_duration_since(self.delivery.published)
-            .to_std()
-            .unwrap_or_default();
+        let waited = super::elapsed_since(self.delivery.published);
         let limit = shared.config.schedule_to_start;
         // At the delivery limit too: a NAK there would strand the message and
         // wedge the run behind it.

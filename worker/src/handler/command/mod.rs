@@ -45,6 +45,14 @@ use crate::journal::{Begin, CommandRow};
 use crate::retry::nak_delay;
 use crate::waiters::{MAX_POLL, run_key};
 
+/// The time from `then` until now (zero when `then` is in the future).
+pub(super) fn elapsed_since(then: DateTime<Utc>) -> Duration {
+    Utc::now()
+        .signed_duration_since(then)
+        .to_std()
+        .unwrap_or_default()
+}
+
 /// Whether a `Wait` answer is a wait for an earlier seq (the journal words
 /// it `seq N of run R waits for seq M`), not for a lease.
 fn behind_an_earlier_seq(why: &str) -> bool {
@@ -254,10 +262,7 @@ impl Turn<'_> {
                         () = tokio::time::sleep_until(next_heartbeat.into()) => {}
                     }
                     if last_heartbeat.elapsed() >= shared.config.heartbeat_interval() {
-                        if let Err(err) = self.message.ack_with(AckKind::Progress).await {
-                            tracing::warn!(error = %err, "in-progress ack failed while waiting");
-                        }
-                        last_heartbeat = Instant::now();
+                        self.renew_lease(&mut last_heartbeat, "for its turn").await;
                     }
                     poll = (poll * 2).min(MAX_POLL);
                 }
@@ -317,6 +322,15 @@ impl Turn<'_> {
         }
     }
 
+    /// Renews the message's lease with an in-progress ack while it waits
+    /// (`what` it waits for, for the log) and records when.
+    async fn renew_lease(&self, last_heartbeat: &mut Instant, what: &str) {
+        if let Err(err) = self.message.ack_with(AckKind::Progress).await {
+            tracing::warn!(error = %err, "in-progress ack failed while waiting {what}");
+        }
+        *last_heartbeat = Instant::now();
+    }
+
     /// Takes a worker slot again (at once when one is held), renewing the
     /// message's lease meanwhile; false when the worker is aborting.
     async fn take_slot(&self, last_heartbeat: &mut Instant) -> bool {
@@ -327,10 +341,7 @@ impl Turn<'_> {
                 () = self.shared.abort.cancelled() => return false,
                 () = self.slot.acquire() => return true,
                 () = tokio::time::sleep_until(next_heartbeat.into()) => {
-                    if let Err(err) = self.message.ack_with(AckKind::Progress).await {
-                        tracing::warn!(error = %err, "in-progress ack failed while waiting for a slot");
-                    }
-                    *last_heartbeat = Instant::now();
+                    self.renew_lease(last_heartbeat, "for a slot").await;
                 }
             }
         }
@@ -341,12 +352,13 @@ impl Turn<'_> {
     /// was published (deliveries lost to crashes meanwhile do not shorten
     /// it), or JetStream's delivery backstop.
     fn waited_out(&self) -> bool {
-        let waited = Utc::now()
-            .signed_duration_since(self.first_seen())
-            .to_std()
-            .unwrap_or_default();
-        waited >= self.shared.config.give_up_waiting_after()
+        self.waited_for_turn() >= self.shared.config.give_up_waiting_after()
             || self.delivery.attempt >= self.shared.max_deliver()
+    }
+
+    /// How long since the fleet first saw the command ([`Turn::first_seen`]).
+    pub(super) fn waited_for_turn(&self) -> Duration {
+        elapsed_since(self.first_seen())
     }
 
     /// When the fleet first saw the command: its publish time, or, for a

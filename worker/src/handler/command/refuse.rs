@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use runfleet_schemas::{Event, Failure, FailureKind, Receipt, decode_value};
 use serde_json::Value;
 
-use super::Turn;
+use super::{Turn, elapsed_since};
 use crate::handler::{Disposition, Retryable, dead_letter};
 use crate::publisher::{publish, publish_all};
 use crate::retry::nak_delay;
@@ -59,10 +58,7 @@ impl Turn<'_> {
     /// Its turn never came within `max_attempts × order_wait` (an earlier
     /// seq never arrived, say): the command ends failed, and is dead-lettered.
     pub(super) async fn give_up_waiting(&self, why: String) -> Result<Disposition, Retryable> {
-        let waited = Utc::now()
-            .signed_duration_since(self.first_seen())
-            .to_std()
-            .unwrap_or_default();
+        let waited = self.waited_for_turn();
         let why = format!(
             "gave up after waiting {} for its turn: {why}",
             humantime::format_duration(Duration::from_secs(waited.as_secs()))
@@ -94,10 +90,7 @@ impl Turn<'_> {
     /// The run does not exist: wait for it (bounded), then dead-letter.
     pub(super) async fn no_run(&self, why: String) -> Result<Disposition, Retryable> {
         let shared = self.shared;
-        let waited = Utc::now()
-            .signed_duration_since(self.delivery.published)
-            .to_std()
-            .unwrap_or_default();
+        let waited = elapsed_since(self.delivery.published);
         let run_wait = shared.config.run_wait;
         if waited >= run_wait || self.delivery.attempt >= shared.max_deliver() {
             let why = format!(
