@@ -39,6 +39,13 @@ pub const SCHEMA: &str = "Runfleet-Schema";
 /// saw the command (RFC 3339), so its wait for its turn is counted from then.
 pub const WAITING_SINCE: &str = "Runfleet-Waiting-Since";
 
+/// The time a [`WAITING_SINCE`] header carries; `None` unless it is RFC 3339.
+pub fn waiting_since(value: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .ok()
+        .map(|t| t.to_utc())
+}
+
 /// The W3C trace context of the message's trace.
 pub const TRACEPARENT: &str = "traceparent";
 

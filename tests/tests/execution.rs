@@ -214,6 +214,7 @@ async fn misbehaving_programs_end_with_the_right_failure() {
                 "max_duration = \"2s\"\nkill_grace = \"1s\"",
             ),
             profile("bundled", "env_dump.py", ""),
+            profile("bytes", "prints_invalid_utf8.py", ""),
         ],
     );
     let w = worker(&env, "w1").await;
@@ -231,6 +232,7 @@ async fn misbehaving_programs_end_with_the_right_failure() {
     let silent = one(&producer, "silent", json!({})).await;
     let flood = one(&producer, "flood", json!({"lines": 50000})).await;
     let slow = one(&producer, "slow", json!({})).await;
+    let bytes = one(&producer, "bytes", json!({})).await;
     let mut run = run_for("bundled");
     run.resource_bundle = Some(ResourceBundle::Directory {
         path: "/does/not/exist".into(),
@@ -306,6 +308,18 @@ async fn misbehaving_programs_end_with_the_right_failure() {
     let (kind, message) = failure(&r);
     assert_eq!(kind, "max-duration", "{r}");
     assert!(message.contains("in phase \"stubborn\""), "{message}");
+
+    // Bytes that are not UTF-8 are output, not the end of stdout.
+    let r = receipt_of(&stack, &bytes, &[&w]).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["output"], json!({"ok": true}), "{r}");
+    assert!(
+        events_of(&stack, &bytes)
+            .await
+            .iter()
+            .any(|e| e["kind"] == "command_output" && e["text"] == "caf\u{fffd} \u{fffd}\u{fffd}"),
+        "the line is recorded lossily"
+    );
 
     let r = receipt_of(&stack, &no_bundle, &[&w]).await;
     let (kind, message) = failure(&r);

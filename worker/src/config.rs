@@ -355,6 +355,21 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The settings a configuration file's `text` gives over the defaults
+    /// (no environment, no flags), validated: what [`Settings::load`] reads
+    /// from a file, for the fuzzer and for tools that check a file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key.
+    pub fn from_file_text(text: &str) -> Result<Settings, ConfigError> {
+        let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string(text))
+            .extract()
+            .map_err(|err| ConfigError::Layer(describe(&err)))?;
+        settings.validate(None)?;
+        Ok(settings)
+    }
+
     fn validate(&self, file: Option<&Path>) -> Result<(), ConfigError> {
         let invalid = |key: &'static str, message: &str| {
             Err(ConfigError::Invalid {

@@ -21,6 +21,7 @@ pub mod backend;
 pub mod cancels;
 pub mod config;
 pub mod db;
+pub mod fuzzing;
 mod handler;
 pub mod http;
 pub mod journal;

@@ -9,6 +9,7 @@
 mod context;
 mod echo;
 mod process;
+pub(crate) mod protocol;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -31,8 +31,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, watch};
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 
+use super::protocol::{Line, line_text, parse_line};
 use super::{Backend, BackendError, ExecutionContext, RunInfo};
 use crate::profiles::{DEFAULT_IDLE_TIMEOUT, ProcessMode, Profile};
 use crate::run_log::RunLog;
@@ -81,7 +82,7 @@ struct Running {
     pgid: Pid,
     /// Lines to its stdin (dropping it closes stdin).
     stdin: Option<mpsc::UnboundedSender<String>>,
-    stdout: FramedRead<ChildStdout, LinesCodec>,
+    stdout: FramedRead<ChildStdout, AnyDelimiterCodec>,
     stderr: Arc<Mutex<Tail>>,
     stderr_activity: watch::Receiver<u64>,
     /// The stderr reader, done at EOF.
@@ -129,17 +130,6 @@ enum Ended {
     Failure(BackendError),
     Exited(ExitStatus, Option<String>),
     Stopped,
-}
-
-/// One parsed stdout line.
-enum Line {
-    Event(EventBody),
-    StepBegin(String),
-    StepEnd(String, Value),
-    StepFailed(String, String),
-    Result(Value),
-    Failure(String, bool),
-    Output(String),
 }
 
 impl ProcessBackend {
@@ -257,7 +247,13 @@ impl ProcessBackend {
             child,
             pgid: Pid::from_raw(pid),
             stdin: Some(lines),
-            stdout: FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_LINE_BYTES)),
+            stdout: FramedRead::new(
+                stdout,
+                // Bytes, not `LinesCodec`: one stdout line that is not UTF-8
+                // must not end the conversation (`LinesCodec` fails the
+                // stream on it); [`line_text`] reads it lossily.
+                AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_LINE_BYTES),
+            ),
             stderr: tail,
             stderr_activity,
             stderr_reader: Some(stderr_reader),
@@ -452,8 +448,8 @@ async fn converse(process: &mut Running, ctx: &ExecutionContext) -> Ended {
             }
         };
         let text = match line {
-            Some(Ok(text)) => text,
-            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+            Some(Ok(bytes)) => line_text(&bytes),
+            Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => {
                 cut_lines += 1;
                 if cut_lines == 1 {
                     ctx.emit(EventBody::Error {
@@ -467,7 +463,7 @@ async fn converse(process: &mut Running, ctx: &ExecutionContext) -> Ended {
                 }
                 continue;
             }
-            Some(Err(LinesCodecError::Io(_))) | None => {
+            Some(Err(AnyDelimiterCodecError::Io(_))) | None => {
                 // stdout is closed; the program may still run (or hang).
                 let status = tokio::select! {
                     () = ctx.stopped() => return Ended::Stopped,
@@ -520,65 +516,6 @@ async fn converse(process: &mut Running, ctx: &ExecutionContext) -> Ended {
             }
         }
         last_line = Some(text);
-    }
-}
-
-/// Reads one stdout line of the protocol; anything else is plain output.
-fn parse_line(text: &str) -> Line {
-    let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(text) else {
-        return Line::Output(text.to_owned());
-    };
-    let Some(Value::String(kind)) = object.remove("type") else {
-        return Line::Output(text.to_owned());
-    };
-    let name = || {
-        object
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty() && n.len() <= 128)
-            .map(str::to_owned)
-    };
-    match kind.as_str() {
-        "step_begin" => name().map_or_else(|| Line::Output(text.to_owned()), Line::StepBegin),
-        "step_end" => match name() {
-            Some(name) => Line::StepEnd(name, object.get("result").cloned().unwrap_or(Value::Null)),
-            None => Line::Output(text.to_owned()),
-        },
-        "step_failed" => match name() {
-            Some(name) => Line::StepFailed(
-                name,
-                object
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("no message")
-                    .to_owned(),
-            ),
-            None => Line::Output(text.to_owned()),
-        },
-        "result" => Line::Result(object.remove("output").unwrap_or(Value::Null)),
-        "failure" => Line::Failure(
-            object
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("the program reported a failure")
-                .to_owned(),
-            object
-                .get("retryable")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-        ),
-        "assistant_message" | "command_output" | "diff" | "progress" | "phase" | "metric"
-        | "backend_status" => {
-            object.insert("kind".into(), Value::String(kind.clone()));
-            match serde_json::from_value::<EventBody>(Value::Object(object)) {
-                Ok(body) => Line::Event(body),
-                Err(err) => Line::Event(EventBody::Error {
-                    message: format!("a stdout line is not a valid {kind} message ({err}): {text}"),
-                    failure_kind: None,
-                }),
-            }
-        }
-        _ => Line::Output(text.to_owned()),
     }
 }
 

@@ -368,8 +368,8 @@ impl Turn<'_> {
             .headers
             .as_ref()
             .and_then(|h| h.get(headers::WAITING_SINCE))
-            .and_then(|v| DateTime::parse_from_rfc3339(v.as_str()).ok())
-            .map_or(self.delivery.published, |t| t.to_utc())
+            .and_then(|v| headers::waiting_since(v.as_str()))
+            .map_or(self.delivery.published, |t| t)
             .min(self.delivery.published)
     }
 
