@@ -2,6 +2,7 @@
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
+use backon::Retryable as _;
 use runfleet_schemas::{Routed, decode_value, headers};
 
 use crate::ProducerError;
@@ -15,7 +16,14 @@ pub struct Producer {
     jetstream: jetstream::Context,
     /// A limit below the server's `max_payload`, if any.
     max_payload: Option<usize>,
+    /// How long a publish is retried while JetStream cannot answer.
+    retry_for: std::time::Duration,
 }
+
+/// How long a publish is retried by default while JetStream cannot answer
+/// (no responders while a stream elects a leader, a PubAck timeout): a
+/// leader's failover on a 3-node cluster takes about 5 s.
+pub const DEFAULT_PUBLISH_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Room kept for the headers when checking a message against the limit.
 const HEADER_ALLOWANCE: usize = 1024;
@@ -62,7 +70,16 @@ impl Producer {
             client,
             jetstream,
             max_payload: None,
+            retry_for: DEFAULT_PUBLISH_RETRY,
         }
+    }
+
+    /// Retries a publish JetStream could not answer for up to `period`
+    /// ([`DEFAULT_PUBLISH_RETRY`]; zero: never retry).
+    #[must_use]
+    pub fn with_publish_retry(mut self, period: std::time::Duration) -> Producer {
+        self.retry_for = period;
+        self
     }
 
     /// The largest message this producer publishes: the server's
@@ -135,9 +152,13 @@ impl Producer {
     /// Validates `message` against its JSON Schema and publishes it on its
     /// subject with its `Nats-Msg-Id`, waiting for JetStream's PubAck.
     ///
-    /// A publish whose PubAck does not arrive may still have been stored:
-    /// retry with the *same* message (same idempotency key) and JetStream
-    /// deduplicates it.
+    /// A publish JetStream could not answer is retried with the same bytes
+    /// and the same `Nats-Msg-Id` for up to [`DEFAULT_PUBLISH_RETRY`]
+    /// ([`Producer::with_publish_retry`]): `503 no responders` (a stream
+    /// electing a leader, its stream missing), a PubAck that did not arrive
+    /// (it may have been stored: JetStream deduplicates the retry), a
+    /// broken connection. Giving up there would leave a gap in the run's
+    /// seqs that stalls it.
     ///
     /// # Errors
     /// [`ProducerError::Invalid`] naming the field when the message breaks
@@ -182,11 +203,25 @@ impl Producer {
             subject: subject.clone(),
             cause,
         };
-        let ack = self
-            .jetstream
-            .publish_with_headers(subject.clone(), headers, payload.into())
-            .await
-            .map_err(publish_error)?
+        let payload = bytes::Bytes::from(payload);
+        let once = || async {
+            self.jetstream
+                .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                .await?
+                .await
+        };
+        let ack = once
+            .retry(
+                backon::ExponentialBuilder::default()
+                    .with_min_delay(std::time::Duration::from_millis(100))
+                    .with_max_delay(std::time::Duration::from_secs(2))
+                    .with_total_delay(Some(self.retry_for))
+                    .without_max_times(),
+            )
+            .when(|err| transient(err) && !self.retry_for.is_zero())
+            .notify(|err, delay| {
+                tracing::debug!(subject = %subject, error = %err, ?delay, "publish not answered; retrying with the same message id");
+            })
             .await
             .map_err(publish_error)?;
         Ok(Accepted {
@@ -195,6 +230,17 @@ impl Producer {
             duplicate: ack.duplicate,
         })
     }
+}
+
+/// Whether JetStream may answer the same publish later: no responders
+/// (reported as "stream not found"), no PubAck in time, a broken
+/// connection, too many unacknowledged publishes.
+fn transient(err: &jetstream::context::PublishError) -> bool {
+    use jetstream::context::PublishErrorKind as Kind;
+    matches!(
+        err.kind(),
+        Kind::StreamNotFound | Kind::TimedOut | Kind::BrokenPipe | Kind::MaxAckPending
+    )
 }
 
 /// A fresh W3C trace context (`00-<trace id>-<span id>-01`, sampled).

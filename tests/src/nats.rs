@@ -207,6 +207,8 @@ fn first_url(ports: &serde_json::Value, key: &str) -> Option<String> {
 pub struct TestCluster {
     /// The nodes, `n1`, `n2`, `n3`.
     nodes: Vec<TestNats>,
+    /// Their configuration file (kept for restarts).
+    _config: tempfile::NamedTempFile,
 }
 
 impl TestCluster {
@@ -215,7 +217,30 @@ impl TestCluster {
     /// # Errors
     /// [`FixtureError`] when a node does not start or the cluster does not form.
     pub async fn start() -> Result<TestCluster, FixtureError> {
+        TestCluster::start_with(&[]).await
+    }
+
+    /// [`TestCluster::start`] with every node writing each stored message
+    /// to disk before acknowledging it (`sync_interval: always`), as a
+    /// cluster that must survive losing its machines runs.
+    ///
+    /// # Errors
+    /// As [`TestCluster::start`].
+    pub async fn start_synced() -> Result<TestCluster, FixtureError> {
+        TestCluster::start_with(&["jetstream { sync_interval: always }"]).await
+    }
+
+    /// Starts the nodes with `config` lines in a configuration file of
+    /// theirs (command-line flags set the rest).
+    async fn start_with(config: &[&str]) -> Result<TestCluster, FixtureError> {
         const SIZE: usize = 3;
+        let config_file = tempfile::Builder::new()
+            .prefix("runfleet-cluster-")
+            .suffix(".conf")
+            .tempfile()
+            .map_err(FixtureError::io("creating the cluster's config file"))?;
+        std::fs::write(config_file.path(), config.join("\n"))
+            .map_err(FixtureError::io("writing the cluster's config file"))?;
         let route_ports = free_ports(SIZE)?;
         let routes = route_ports
             .iter()
@@ -225,6 +250,8 @@ impl TestCluster {
         let mut nodes = Vec::with_capacity(SIZE);
         for (index, port) in route_ports.iter().enumerate() {
             let args = vec![
+                "--config".into(),
+                config_file.path().display().to_string(),
                 "--server_name".into(),
                 format!("n{}", index + 1),
                 "--cluster_name".into(),
@@ -236,7 +263,10 @@ impl TestCluster {
             ];
             nodes.push(TestNats::start_with(args).await?);
         }
-        let cluster = TestCluster { nodes };
+        let cluster = TestCluster {
+            nodes,
+            _config: config_file,
+        };
         cluster.wait_for_jetstream().await?;
         Ok(cluster)
     }
@@ -273,6 +303,15 @@ impl TestCluster {
     /// The nodes.
     pub fn nodes(&self) -> &[TestNats] {
         &self.nodes
+    }
+
+    /// The index in [`TestCluster::nodes`] of the node named `name` (`n2`).
+    pub fn node_named(&self, name: &str) -> Option<usize> {
+        name.strip_prefix('n')?
+            .parse::<usize>()
+            .ok()?
+            .checked_sub(1)
+            .filter(|i| *i < self.nodes.len())
     }
 
     /// Mutable access to the nodes (to kill or restart one).

@@ -39,13 +39,47 @@ impl TestDb {
     /// # Errors
     /// [`FixtureError`] when no PostgreSQL can be reached or started.
     pub async fn create() -> Result<TestDb, FixtureError> {
-        let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
-            Ok(url) if tokio_postgres::connect(&url, NoTls).await.is_ok() => (url, None),
-            _ => {
-                let cluster = EphemeralCluster::start()?;
-                (cluster.url("postgres"), Some(cluster))
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if tokio_postgres::connect(&url, NoTls).await.is_ok() => {
+                TestDb::create_in(url, None).await
             }
+            _ => TestDb::create_on_own_server().await,
+        }
+    }
+
+    /// Creates a fresh database on a server of its own (an ephemeral
+    /// cluster, whatever `DATABASE_URL` says), which
+    /// [`TestDb::restart_server`] may restart.
+    ///
+    /// # Errors
+    /// [`FixtureError`] when no PostgreSQL can be started.
+    pub async fn create_on_own_server() -> Result<TestDb, FixtureError> {
+        let cluster = EphemeralCluster::start()?;
+        TestDb::create_in(cluster.url("postgres"), Some(cluster)).await
+    }
+
+    /// Restarts the database's own server: an immediate stop (like a
+    /// crash: no checkpoint, connections cut), then a start on the same
+    /// port and data.
+    ///
+    /// # Errors
+    /// [`FixtureError::Command`] when the database has no server of its
+    /// own, or `pg_ctl` fails.
+    pub fn restart_server(&self) -> Result<(), FixtureError> {
+        let Some(cluster) = &self.cluster else {
+            return Err(FixtureError::Command {
+                what: "restarting PostgreSQL".into(),
+                detail: "the test database is on DATABASE_URL's server, not one of its own".into(),
+            });
         };
+        cluster.stop()?;
+        cluster.start_server()
+    }
+
+    async fn create_in(
+        admin_url: String,
+        cluster: Option<EphemeralCluster>,
+    ) -> Result<TestDb, FixtureError> {
         let name = format!("rf_test_{}", uuid::Uuid::now_v7().simple());
         let (client, connection) = tokio_postgres::connect(&admin_url, NoTls)
             .await
@@ -177,21 +211,23 @@ impl EphemeralCluster {
                 "--no-instructions",
             ],
         )?;
+        cluster.start_server()?;
+        Ok(cluster)
+    }
+
+    /// `pg_ctl start` on the cluster's port.
+    fn start_server(&self) -> Result<(), FixtureError> {
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c max_connections=300",
-            cluster.dir.path().display()
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=300",
+            self.port,
+            self.dir.path().display()
         );
-        let log = cluster
-            .dir
-            .path()
-            .join("postgres.log")
-            .display()
-            .to_string();
-        cluster.run(
+        let log = self.dir.path().join("postgres.log").display().to_string();
+        self.run(
             "pg_ctl",
             &[
                 "-D",
-                &data.display().to_string(),
+                &self.data_dir().display().to_string(),
                 "-l",
                 &log,
                 "-w",
@@ -201,8 +237,16 @@ impl EphemeralCluster {
                 &options,
                 "start",
             ],
-        )?;
-        Ok(cluster)
+        )
+    }
+
+    /// `pg_ctl stop -m immediate`.
+    fn stop(&self) -> Result<(), FixtureError> {
+        let data = self.data_dir().display().to_string();
+        self.run(
+            "pg_ctl",
+            &["-D", &data, "-m", "immediate", "-w", "-t", "10", "stop"],
+        )
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -250,11 +294,7 @@ impl EphemeralCluster {
 
 impl Drop for EphemeralCluster {
     fn drop(&mut self) {
-        let data = self.data_dir().display().to_string();
-        let _ = self.run(
-            "pg_ctl",
-            &["-D", &data, "-m", "immediate", "-w", "-t", "10", "stop"],
-        );
+        let _ = self.stop();
         // Give the postmaster a moment to release the directory before it is removed.
         std::thread::sleep(Duration::from_millis(50));
     }
