@@ -297,6 +297,26 @@ async fn run_lifecycle_close_then_run_terminal_and_run_not_found() {
         .get(0);
     assert_eq!(status, "completed");
 
+    // A command that arrives a moment before its run waits for it and
+    // spends no delivery: its receipt is its first attempt's.
+    let early_run = new_run("acme", "tests", "echo").unwrap();
+    let early = new_command(
+        &early_run.tenant,
+        &early_run.run_id,
+        1,
+        CommandKind::Turn,
+        payload(json!({"text": "early"})),
+    );
+    producer.send_command(&early).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    producer.create_run(&early_run).await.unwrap();
+    let answered = producer.wait_for_receipt(&early, WAIT).await.unwrap();
+    assert_eq!(answered.status, TerminalCommandStatus::Completed);
+    assert_eq!(
+        answered.attempt, 1,
+        "waited for its run without a redelivery"
+    );
+
     // A command whose run never comes is dead-lettered after the bounded wait.
     let orphan_run = new_run("acme", "tests", "echo").unwrap();
     let orphan = new_command(

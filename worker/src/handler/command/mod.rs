@@ -63,6 +63,10 @@ fn behind_an_earlier_seq(why: &str) -> bool {
 /// parked in PostgreSQL instead.
 const PARK_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a command whose run does not exist yet waits for it holding
+/// its message (woken when the run is created) before it is handed back.
+const HOLD_FOR_RUN: Duration = Duration::from_secs(2);
+
 /// The first re-check of a waiting command that was not woken.
 const FIRST_POLL: Duration = Duration::from_millis(50);
 
@@ -172,7 +176,7 @@ impl Turn<'_> {
                     )
                     .await?;
             }
-            if !matches!(begin, Begin::Wait(_)) {
+            if !matches!(begin, Begin::Wait(_) | Begin::NoRun(_)) {
                 // No longer in line: the run's next wake-up is for the next one.
                 guard.leave();
             }
@@ -225,6 +229,17 @@ impl Turn<'_> {
                 Begin::Cancelled(why) => {
                     return self.not_executed(FailureKind::Cancelled, why).await;
                 }
+                Begin::NoRun(why) if waiting_since.elapsed() < HOLD_FOR_RUN => {
+                    // Its `run.create` is likely a moment behind (published
+                    // just before it, handled by another worker): wait here,
+                    // woken when the run is created, rather than spend a
+                    // delivery on it.
+                    tracing::debug!(why = %why, "waiting for its run");
+                    if !self.pause(notified, poll, &mut last_heartbeat).await {
+                        return Ok(Disposition::Nak(None));
+                    }
+                    poll = (poll * 2).min(MAX_POLL);
+                }
                 Begin::NoRun(why) => return self.no_run(why).await,
                 Begin::Slow => {
                     return Err(crate::db::DbError::Unexpected(
@@ -247,22 +262,9 @@ impl Turn<'_> {
                         self.log(&format!("waited: {why}")).await;
                         return Ok(Disposition::Nak(Some(nak_delay(self.delivery.attempt))));
                     }
-                    // Waiting executes nothing: the slot goes back, so the
-                    // worker pulls other work (perhaps the awaited seq).
-                    if self.slot.release() {
-                        tracing::debug!(why = %why, "waiting for its turn without a slot");
-                    }
-                    // Keep the lease while waiting: an in-progress ack whenever a
-                    // heartbeat is due, however the wait ends.
-                    let next_heartbeat = last_heartbeat + shared.config.heartbeat_interval();
-                    tokio::select! {
-                        () = shared.abort.cancelled() => return Ok(Disposition::Nak(None)),
-                        () = &mut notified => {}
-                        () = tokio::time::sleep(poll) => {}
-                        () = tokio::time::sleep_until(next_heartbeat.into()) => {}
-                    }
-                    if last_heartbeat.elapsed() >= shared.config.heartbeat_interval() {
-                        self.renew_lease(&mut last_heartbeat, "for its turn").await;
+                    tracing::trace!(why = %why, "waiting for its turn");
+                    if !self.pause(notified, poll, &mut last_heartbeat).await {
+                        return Ok(Disposition::Nak(None));
                     }
                     poll = (poll * 2).min(MAX_POLL);
                 }
@@ -320,6 +322,32 @@ impl Turn<'_> {
             traceparent: self.traceparent.clone(),
             budget_remaining: BTreeMap::new(),
         }
+    }
+
+    /// Waits without a slot (waiting executes nothing: the worker pulls
+    /// other work meanwhile, perhaps what this waits for) until `notified`,
+    /// `poll` or a heartbeat is due, keeping the message's lease; false
+    /// when the worker is aborting.
+    async fn pause(
+        &self,
+        notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+        poll: Duration,
+        last_heartbeat: &mut Instant,
+    ) -> bool {
+        let interval = self.shared.config.heartbeat_interval();
+        if self.slot.release() {
+            tracing::debug!("waiting without a slot");
+        }
+        tokio::select! {
+            () = self.shared.abort.cancelled() => return false,
+            () = notified => {}
+            () = tokio::time::sleep(poll) => {}
+            () = tokio::time::sleep_until((*last_heartbeat + interval).into()) => {}
+        }
+        if last_heartbeat.elapsed() >= interval {
+            self.renew_lease(last_heartbeat, "while waiting").await;
+        }
+        true
     }
 
     /// Renews the message's lease with an in-progress ack while it waits
