@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod bins;
+mod effects;
 mod error;
 mod nats;
 mod paths;
@@ -29,6 +30,7 @@ mod postgres;
 mod worker;
 
 pub use bins::binary;
+pub use effects::{Effect, read_effects};
 pub use error::FixtureError;
 pub use nats::{TestCluster, TestNats};
 pub use paths::workspace_root;

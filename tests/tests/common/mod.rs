@@ -204,16 +204,7 @@ pub fn text_payload(seq: u64) -> Value {
     json!({ "text": format!("turn {seq}") })
 }
 
-/// One line of the echo backend's effects file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Effect {
-    pub tenant: String,
-    pub run_id: String,
-    pub seq: u64,
-    pub command_id: String,
-    pub attempt: u64,
-    pub worker_id: String,
-}
+pub use runfleet_tests::Effect;
 
 /// The seqs of `run_id`'s effects, in the order they happened.
 pub fn seqs_of(effects: &[Effect], run_id: &str) -> Vec<u64> {
@@ -224,21 +215,13 @@ pub fn seqs_of(effects: &[Effect], run_id: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Every execution in the effects file at `path`; panics on a line that
+/// does not parse.
 pub fn effects(path: &std::path::Path) -> Vec<Effect> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| {
-            let f: Vec<&str> = line.split(' ').collect();
-            Effect {
-                tenant: f[0].into(),
-                run_id: f[1].into(),
-                seq: f[2].parse().unwrap(),
-                command_id: f[3].into(),
-                attempt: f[4].parse().unwrap(),
-                worker_id: f[5].into(),
-            }
-        })
+    runfleet_tests::read_effects(path)
+        .expect("the effects file is readable")
+        .into_iter()
+        .map(|e| e.expect("every effects line has six fields"))
         .collect()
 }
 

@@ -235,10 +235,9 @@ impl Turn<'_> {
                     // woken when the run is created, rather than spend a
                     // delivery on it.
                     tracing::debug!(why = %why, "waiting for its run");
-                    if !self.pause(notified, poll, &mut last_heartbeat).await {
+                    if !self.pause(notified, &mut poll, &mut last_heartbeat).await {
                         return Ok(Disposition::Nak(None));
                     }
-                    poll = (poll * 2).min(MAX_POLL);
                 }
                 Begin::NoRun(why) => return self.no_run(why).await,
                 Begin::Slow => {
@@ -263,10 +262,9 @@ impl Turn<'_> {
                         return Ok(Disposition::Nak(Some(nak_delay(self.delivery.attempt))));
                     }
                     tracing::trace!(why = %why, "waiting for its turn");
-                    if !self.pause(notified, poll, &mut last_heartbeat).await {
+                    if !self.pause(notified, &mut poll, &mut last_heartbeat).await {
                         return Ok(Disposition::Nak(None));
                     }
-                    poll = (poll * 2).min(MAX_POLL);
                 }
             }
         }
@@ -326,12 +324,13 @@ impl Turn<'_> {
 
     /// Waits without a slot (waiting executes nothing: the worker pulls
     /// other work meanwhile, perhaps what this waits for) until `notified`,
-    /// `poll` or a heartbeat is due, keeping the message's lease; false
-    /// when the worker is aborting.
+    /// `poll` (doubled for the next wait, up to [`MAX_POLL`]) or a
+    /// heartbeat is due, keeping the message's lease; false when the worker
+    /// is aborting.
     async fn pause(
         &self,
         notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
-        poll: Duration,
+        poll: &mut Duration,
         last_heartbeat: &mut Instant,
     ) -> bool {
         let interval = self.shared.config.heartbeat_interval();
@@ -341,9 +340,10 @@ impl Turn<'_> {
         tokio::select! {
             () = self.shared.abort.cancelled() => return false,
             () = notified => {}
-            () = tokio::time::sleep(poll) => {}
+            () = tokio::time::sleep(*poll) => {}
             () = tokio::time::sleep_until((*last_heartbeat + interval).into()) => {}
         }
+        *poll = (*poll * 2).min(MAX_POLL);
         if last_heartbeat.elapsed() >= interval {
             self.renew_lease(last_heartbeat, "while waiting").await;
         }
@@ -397,7 +397,7 @@ impl Turn<'_> {
             .as_ref()
             .and_then(|h| h.get(headers::WAITING_SINCE))
             .and_then(|v| headers::waiting_since(v.as_str()))
-            .map_or(self.delivery.published, |t| t)
+            .unwrap_or(self.delivery.published)
             .min(self.delivery.published)
     }
 
