@@ -196,7 +196,6 @@ impl NatsAuth {
     /// [`ProducerError::Auth`] for unusable settings, [`ProducerError::Connect`]
     /// when no server answers or authentication fails.
     pub async fn connect(&self, urls: &str) -> Result<async_nats::Client, ProducerError> {
-        let options = self.options().await?;
         let addrs: Vec<async_nats::ServerAddr> = urls
             .split(',')
             .map(str::trim)
@@ -208,6 +207,20 @@ impl NatsAuth {
                 })
             })
             .collect::<Result<_, _>>()?;
+        // async-nats reads no credentials from the URL: take them from there
+        // when no user or password is set otherwise.
+        let options = match userinfo(&addrs) {
+            Some((user, password)) if self.user.is_none() && self.password.is_none() => {
+                NatsAuth {
+                    user: Some(user),
+                    password: Some(password),
+                    ..self.clone()
+                }
+                .options()
+                .await?
+            }
+            _ => self.options().await?,
+        };
         options
             .connect(addrs)
             .await
@@ -216,6 +229,19 @@ impl NatsAuth {
                 cause,
             })
     }
+}
+
+/// The percent-decoded `user:password` of the first address carrying one.
+fn userinfo(addrs: &[async_nats::ServerAddr]) -> Option<(String, String)> {
+    let decode = |part: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    addrs.iter().find_map(|addr| {
+        let user = addr.username()?;
+        Some((decode(user), decode(addr.password().unwrap_or_default())))
+    })
 }
 
 /// `urls` with any `user:password@` removed (for messages).
@@ -249,6 +275,12 @@ mod tests {
             "{debug}"
         );
         assert_eq!(auth.masked().password.as_deref(), Some(MASK));
+        let addrs: Vec<async_nats::ServerAddr> = ["nats://b:4222", "nats://acme:p%40ss@a:4222"]
+            .iter()
+            .map(|u| u.parse().unwrap())
+            .collect();
+        assert_eq!(userinfo(&addrs), Some(("acme".into(), "p@ss".into())));
+        assert_eq!(userinfo(&addrs[..1]), None);
         assert_eq!(
             without_userinfo("nats://u:p@a:4222, nats://b:4222"),
             "nats://a:4222, nats://b:4222"

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod tenant_nats;
+
 use std::time::{Duration, Instant};
 
 use runfleet_producer::{Producer, new_command, new_run};
