@@ -1,6 +1,12 @@
 //! Reading what the fleet publishes: receipts and events of a run, from the
 //! start of the stream, then live (ordered consumers: no state on the server
 //! outlives the reader).
+//!
+//! The streams may hold a run's receipts and events out of seq order (a
+//! publish retried across a leader failover lands after the next one):
+//! [`events`] yields them in seq order ([`crate::in_seq_order`]); receipts
+//! are matched by `command_id` ([`wait_for_receipt`]), and a reader of
+//! [`receipts`] that needs an order sorts by `seq`.
 
 use std::time::Duration;
 
@@ -11,6 +17,8 @@ use runfleet_schemas::{
 };
 
 use crate::ProducerError;
+pub use crate::in_seq_order::GAP_WAIT;
+use crate::in_seq_order::in_seq_order;
 
 /// An ordered consumer's messages on `subject` in `stream`, from the start.
 async fn ordered_messages(
@@ -71,7 +79,8 @@ async fn follow<T: Contract + 'static>(
     }))
 }
 
-/// The receipts of a run, oldest first, then live.
+/// The receipts of a run in the order the stream holds them (not always seq
+/// order: match them by `command_id`, or sort by `seq`), then live.
 ///
 /// # Errors
 /// [`ProducerError::Read`] when the receipts stream cannot be read.
@@ -88,7 +97,10 @@ pub async fn receipts(
     .await
 }
 
-/// The events of a run with `seq >= from_seq`, oldest first, then live.
+/// The events of a run with `seq >= from_seq`, in seq order, each once,
+/// stored ones first, then live. A seq missing from the stream for
+/// [`GAP_WAIT`] after a later one arrived is skipped (expired, or never
+/// published).
 ///
 /// # Errors
 /// [`ProducerError::Read`] when the events stream cannot be read.
@@ -100,10 +112,7 @@ pub async fn events(
 ) -> Result<impl Stream<Item = Result<Event, ProducerError>> + use<>, ProducerError> {
     let stream =
         follow::<Event>(js, subjects::EVENT_STREAM, subjects::event(tenant, run_id)).await?;
-    Ok(stream.filter(move |event| {
-        let keep = !matches!(event, Ok(e) if e.seq < from_seq);
-        async move { keep }
-    }))
+    Ok(in_seq_order(Box::pin(stream), from_seq, GAP_WAIT))
 }
 
 /// Waits for the receipt of one command.

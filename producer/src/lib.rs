@@ -16,6 +16,7 @@
 pub mod connect;
 mod error;
 pub mod follow;
+mod in_seq_order;
 pub mod inspect;
 pub mod messages;
 mod producer;

@@ -27,11 +27,16 @@
 //!   from the due time to the receipt's arrival; the first seconds discarded.
 //! - `rss`: one worker with 1,000 slots and 1,000 commands that sleep 3 s
 //!   (all in flight at once): its peak RSS.
+//! - `overload`: 500,000 commands in the backlog, 3 workers at their
+//!   defaults; every 250 ms each worker's RSS, the consumer's unacked
+//!   count, the workers' in-flight gauge and PostgreSQL's connections,
+//!   each against the bound its setting promises (not part of `all`).
 
 mod ceilings;
 mod drain;
 mod fleet;
 mod latency;
+mod overload;
 mod rss;
 
 use clap::{Parser, ValueEnum};
@@ -45,6 +50,7 @@ enum Mode {
     Replay,
     Latency,
     Rss,
+    Overload,
 }
 
 #[derive(Debug, Parser)]
@@ -74,6 +80,12 @@ struct Args {
     /// Seconds of latency samples discarded at the start.
     #[arg(long, default_value_t = 10)]
     warmup: u64,
+    /// Commands in the overload mode's backlog.
+    #[arg(long, default_value_t = 500_000)]
+    overload_commands: usize,
+    /// Worker processes for the overload mode.
+    #[arg(long, default_value_t = 3)]
+    overload_workers: usize,
 }
 
 #[tokio::main]
@@ -107,6 +119,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if wants(Mode::Rss) {
         rss::measure().await?;
+    }
+    if args.mode == Mode::Overload {
+        overload::measure(&args).await?;
     }
     Ok(())
 }
