@@ -138,6 +138,11 @@ impl Pool {
         let inner = bb8::Pool::builder()
             .max_size(size.max(1))
             .connection_timeout(std::time::Duration::from_secs(10))
+            // No `SELECT`-before-use round trip on every checkout: a
+            // connection that broke (a database restart) fails its query,
+            // which the caller retries, and bb8 drops it as broken
+            // (`is_closed`) when it is returned.
+            .test_on_check_out(false)
             .build(manager)
             .await?;
         // Fail now, with the server's reason, rather than on the first message.

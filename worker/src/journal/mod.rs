@@ -28,6 +28,7 @@ use runfleet_schemas::{
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tokio_postgres::types::Type;
 
 use self::batch::{Batcher, Connections, RawJson};
 use self::begin::{BeginOp, BeginRequest};
@@ -579,11 +580,17 @@ impl Journal {
         last: i64,
     ) -> Result<Vec<Value>, DbError> {
         let conn = self.pool.get().await?;
+        // Typed parameters: one round trip (no statement prepared first).
         let rows = conn
-            .query(
+            .query_typed(
                 "SELECT event FROM events WHERE tenant = $1 AND run_id = $2 AND seq BETWEEN $3 AND $4 \
                  ORDER BY seq",
-                &[&tenant, &run_id, &first, &last],
+                &[
+                    (&tenant, Type::TEXT),
+                    (&run_id, Type::TEXT),
+                    (&first, Type::INT8),
+                    (&last, Type::INT8),
+                ],
             )
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
