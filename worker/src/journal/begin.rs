@@ -95,7 +95,7 @@ fn answer(row: &tokio_postgres::Row) -> Result<Begin, DbError> {
 pub(crate) fn not_claimed(outcome: &str, row: &tokio_postgres::Row) -> Result<Begin, DbError> {
     let detail = || row.get::<_, Option<String>>(4).unwrap_or_default();
     Ok(match outcome {
-        "replay" => Begin::Replay(row.try_get(3)?),
+        "replay" => Begin::Replay(row.try_get(3)?, None),
         "conflict" => Begin::Conflict(detail()),
         "no-run" => Begin::NoRun(detail()),
         "cancelled" => Begin::Cancelled(detail()),

@@ -151,8 +151,9 @@ pub enum Begin {
     },
     /// The command or its run was cancelled before it started: it never runs.
     Cancelled(String),
-    /// The command has a receipt: publish it again, execute nothing.
-    Replay(Value),
+    /// The command has a receipt: publish it again, execute nothing. With
+    /// the events it names when they were read with it.
+    Replay(Value, Option<Vec<Value>>),
     /// The idempotency key, command id or seq was used with other content.
     Conflict(String),
     /// The run does not exist (yet).

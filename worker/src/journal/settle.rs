@@ -15,9 +15,11 @@
 //!    fencing token and event seq by as much), numbering tokens and events
 //!    in seq order.
 //!
-//! Every other command is answered [`Begin::Slow`] and nothing is written
-//! for it: the worker takes it through the two-step path, which answers
-//! every other case (replay, conflict, wait, cancelled, terminal run).
+//! A redelivery of a receipted command is answered [`Begin::Replay`] with
+//! its stored receipt. Every other command is answered [`Begin::Slow`] and
+//! nothing is written for it: the worker takes it through the two-step
+//! path, which answers every other case (conflict, wait, cancelled,
+//! terminal run).
 //!
 //! That statement costs about a millisecond before its first command, so a
 //! batch of fewer than [`SET_BASED_FROM`] commands goes through the
@@ -140,9 +142,28 @@ WITH input AS (
       FROM moved m
      WHERE r.tenant = m.tenant AND r.run_id = m.run_id
 )
-SELECT s.token, s.first_event, s.waiter
+-- `replay`: the stored receipt of a command not settled here that is a
+-- redelivery of a receipted one (same key, payload, id and seq), which
+-- `runfleet_begin_command` would answer `replay`, and `replay_events` the
+-- events it names: answered now, so the worker skips the two-step path's
+-- second statement and the events' read. The statement's
+-- snapshot predates its own inserts, so only earlier receipts are found.
+SELECT s.token, s.first_event, s.waiter, r.result AS replay, r.events AS replay_events
   FROM input i
   LEFT JOIN settled s ON s.idx = i.idx
+  LEFT JOIN LATERAL (
+      SELECT j.result,
+             (SELECT jsonb_agg(e.event ORDER BY e.seq) FROM events e
+               WHERE e.tenant = c.tenant AND e.run_id = c.run_id
+                 AND e.seq BETWEEN (j.result #>> '{events,first_seq}')::bigint
+                               AND (j.result #>> '{events,last_seq}')::bigint) AS events
+        FROM commands c
+        JOIN journal j ON j.tenant = c.tenant AND j.run_id = c.run_id
+                      AND j.command_id = c.command_id AND j.step = 'receipt'
+       WHERE s.idx IS NULL
+         AND c.tenant = i.tenant AND c.run_id = i.run_id AND c.idempotency_key = i.key
+         AND c.payload_hash = i.hash AND c.command_id = i.command_id AND c.seq = i.seq
+  ) r ON true
  ORDER BY i.idx";
 
 /// One pure command, with its outcome computed.
@@ -213,7 +234,16 @@ impl Op for SettleOp {
         rows.iter()
             .map(|row| {
                 Ok(match row.try_get::<_, Option<i64>>(0)? {
-                    None => Begin::Slow,
+                    None => match row.try_get::<_, Option<serde_json::Value>>(3)? {
+                        Some(receipt) => Begin::Replay(
+                            receipt,
+                            match row.try_get::<_, Option<serde_json::Value>>(4)? {
+                                Some(serde_json::Value::Array(events)) => Some(events),
+                                _ => None,
+                            },
+                        ),
+                        None => Begin::Slow,
+                    },
                     Some(fencing_token) => Begin::Settled {
                         fencing_token,
                         next_event_seq: row.try_get(1)?,

@@ -223,7 +223,7 @@ impl Turn<'_> {
                     };
                     return self.execute(claim, run_spec).await;
                 }
-                Begin::Replay(receipt) => return self.replay(receipt).await,
+                Begin::Replay(receipt, events) => return self.replay(receipt, events).await,
                 Begin::Conflict(why) => return self.conflict(why).await,
                 Begin::RunTerminal(why, kind) => return self.not_executed(kind, why).await,
                 Begin::Cancelled(why) => {

@@ -13,21 +13,31 @@ use crate::publisher::{publish, publish_all};
 use crate::retry::nak_delay;
 
 impl Turn<'_> {
-    /// Republishes a stored receipt and its events; executes nothing.
-    pub(super) async fn replay(&self, stored: Value) -> Result<Disposition, Retryable> {
+    /// Republishes a stored receipt and its events (read now unless they
+    /// came with it); executes nothing.
+    pub(super) async fn replay(
+        &self,
+        stored: Value,
+        events: Option<Vec<Value>>,
+    ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let receipt: Receipt = decode_value(stored)
             .map_err(|e| crate::db::DbError::Unexpected(format!("stored receipt: {e}")))?;
         if let Some(range) = receipt.events {
-            let values = shared
-                .journal
-                .events(
-                    receipt.tenant.as_str(),
-                    receipt.run_id.as_str(),
-                    i64::try_from(range.first_seq).unwrap_or(i64::MAX),
-                    i64::try_from(range.last_seq).unwrap_or(i64::MAX),
-                )
-                .await?;
+            let values = match events {
+                Some(values) => values,
+                None => {
+                    shared
+                        .journal
+                        .events(
+                            receipt.tenant.as_str(),
+                            receipt.run_id.as_str(),
+                            i64::try_from(range.first_seq).unwrap_or(i64::MAX),
+                            i64::try_from(range.last_seq).unwrap_or(i64::MAX),
+                        )
+                        .await?
+                }
+            };
             let events: Vec<Event> = values
                 .into_iter()
                 .filter_map(|v| decode_value(v).ok())
@@ -139,6 +149,6 @@ impl Turn<'_> {
         let stored = self.shared.journal.record_receipt(&receipt).await?;
         self.shared
             .announce(self.command.tenant.as_str(), self.command.run_id.as_str());
-        self.replay(stored).await
+        self.replay(stored, None).await
     }
 }
