@@ -3,8 +3,8 @@
 //!
 //! | setting | environment | what |
 //! |---|---|---|
-//! | user, password | `NATS_USER`, `NATS_PASSWORD` | user/password authentication (also accepted as `nats://user:pass@host` in the URL) |
-//! | token | `NATS_TOKEN` | token authentication |
+//! | user, password | `NATS_USER`, `NATS_PASSWORD` | user/password authentication (also accepted as `nats://user:pass@host` in the URL, percent-encoded, when nothing else is configured) |
+//! | token | `NATS_TOKEN` | token authentication (also `nats://token@host`) |
 //! | NKey seed | `NATS_NKEY_SEED` | NKey challenge signing (the seed, `SU…`) |
 //! | credentials file | `NATS_CREDS` | a `.creds` file (user JWT + NKey seed) |
 //! | CA | `NATS_CA` | PEM CA bundle to verify the server (implies TLS) |
@@ -208,16 +208,26 @@ impl NatsAuth {
             })
             .collect::<Result<_, _>>()?;
         // async-nats reads no credentials from the URL: take them from there
-        // when no user or password is set otherwise.
+        // when no other authentication is configured (which then wins).
+        let configured = self.user.is_some()
+            || self.password.is_some()
+            || self.token.is_some()
+            || self.nkey_seed.is_some()
+            || self.creds_file.is_some();
         let options = match userinfo(&addrs) {
-            Some((user, password)) if self.user.is_none() && self.password.is_none() => {
-                NatsAuth {
-                    user: Some(user),
-                    password: Some(password),
-                    ..self.clone()
-                }
-                .options()
-                .await?
+            Some(from_url) if !configured => {
+                let auth = match from_url {
+                    UrlAuth::UserPassword(user, password) => NatsAuth {
+                        user: Some(user),
+                        password: Some(password),
+                        ..self.clone()
+                    },
+                    UrlAuth::Token(token) => NatsAuth {
+                        token: Some(token),
+                        ..self.clone()
+                    },
+                };
+                auth.options().await?
             }
             _ => self.options().await?,
         };
@@ -231,17 +241,31 @@ impl NatsAuth {
     }
 }
 
-/// The percent-decoded `user:password` of the first address carrying one.
-fn userinfo(addrs: &[async_nats::ServerAddr]) -> Option<(String, String)> {
-    let decode = |part: &str| {
-        percent_encoding::percent_decode_str(part)
-            .decode_utf8_lossy()
-            .into_owned()
-    };
+/// Credentials in a URL's userinfo.
+#[derive(Debug, PartialEq)]
+enum UrlAuth {
+    /// `nats://user:password@host`.
+    UserPassword(String, String),
+    /// `nats://token@host` (no password: the NATS convention for a token).
+    Token(String),
+}
+
+/// The percent-decoded credentials of the first address carrying some.
+fn userinfo(addrs: &[async_nats::ServerAddr]) -> Option<UrlAuth> {
     addrs.iter().find_map(|addr| {
-        let user = addr.username()?;
-        Some((decode(user), decode(addr.password().unwrap_or_default())))
+        let user = percent_decoded(addr.username()?);
+        Some(match addr.password() {
+            Some(password) => UrlAuth::UserPassword(user, percent_decoded(password)),
+            None => UrlAuth::Token(user),
+        })
     })
+}
+
+/// `part` of a URL with its `%XX` escapes decoded.
+pub fn percent_decoded(part: &str) -> String {
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// `urls` with any `user:password@` removed (for messages).
@@ -279,8 +303,13 @@ mod tests {
             .iter()
             .map(|u| u.parse().unwrap())
             .collect();
-        assert_eq!(userinfo(&addrs), Some(("acme".into(), "p@ss".into())));
+        assert_eq!(
+            userinfo(&addrs),
+            Some(UrlAuth::UserPassword("acme".into(), "p@ss".into()))
+        );
         assert_eq!(userinfo(&addrs[..1]), None);
+        let token: async_nats::ServerAddr = "nats://s3cr%2Ft@a:4222".parse().unwrap();
+        assert_eq!(userinfo(&[token]), Some(UrlAuth::Token("s3cr/t".into())));
         assert_eq!(
             without_userinfo("nats://u:p@a:4222, nats://b:4222"),
             "nats://a:4222, nats://b:4222"

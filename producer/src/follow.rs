@@ -98,9 +98,9 @@ pub async fn receipts(
 }
 
 /// The events of a run with `seq >= from_seq`, in seq order, each once,
-/// stored ones first, then live. A seq missing from the stream for
-/// [`GAP_WAIT`] after a later one arrived is skipped (expired, or never
-/// published).
+/// stored ones first, then live. A missing seq that the follower has waited
+/// [`GAP_WAIT`] for, with a later one held, is skipped (it expired from the
+/// stream, or its publish is later than that).
 ///
 /// # Errors
 /// [`ProducerError::Read`] when the events stream cannot be read.
@@ -113,6 +113,25 @@ pub async fn events(
     let stream =
         follow::<Event>(js, subjects::EVENT_STREAM, subjects::event(tenant, run_id)).await?;
     Ok(in_seq_order(Box::pin(stream), from_seq, GAP_WAIT))
+}
+
+/// The events of a run with `seq >= from_seq` stored so far, in seq order,
+/// each once (what `runfleet events` without `--follow` prints).
+///
+/// # Errors
+/// [`ProducerError::Read`] when the events stream cannot be read.
+pub async fn events_so_far(
+    js: &jetstream::Context,
+    tenant: &Tenant,
+    run_id: &RunId,
+    from_seq: u64,
+) -> Result<Vec<Event>, ProducerError> {
+    let mut events: Vec<Event> =
+        snapshot(js, subjects::EVENT_STREAM, subjects::event(tenant, run_id)).await?;
+    events.retain(|event| event.seq >= from_seq);
+    events.sort_by_key(|event| event.seq);
+    events.dedup_by_key(|event| event.seq);
+    Ok(events)
 }
 
 /// Waits for the receipt of one command.

@@ -12,9 +12,13 @@
 //! - an event ahead of the next expected seq is held until the ones before it
 //!   arrive;
 //! - an event at or behind a seq already yielded is a copy and is dropped;
-//! - a seq still missing [`GAP_WAIT`] after a later one arrived is skipped (it
-//!   expired from the stream, or its publish is not coming): the follower
-//!   moves on to the lowest seq it holds rather than stall for ever.
+//! - a missing seq the follower has waited [`GAP_WAIT`] for (the wait starts
+//!   when it becomes the next one with a later one held) is skipped: it
+//!   expired from the stream, or its publish comes later than that. The
+//!   follower moves on to the lowest seq it holds rather than stall for ever.
+//!   The wait covers the worker's own way back to a failed publish: a
+//!   PubAck timeout (5 s), a NAK's delay, the redelivery that publishes the
+//!   journaled events again, and a stream leader's failover (~5 s).
 //!
 //! Errors (an undecodable message, a broken consumer) pass through at once.
 
@@ -27,8 +31,8 @@ use tokio::time::Instant;
 
 use crate::ProducerError;
 
-/// How long a follower waits for a missing seq once a later one has arrived.
-pub const GAP_WAIT: Duration = Duration::from_secs(2);
+/// How long a follower waits for a missing seq with a later one held.
+pub const GAP_WAIT: Duration = Duration::from_secs(15);
 
 /// The reorderer's state between two yielded items.
 struct Reorder<S> {
@@ -158,8 +162,10 @@ mod tests {
     }
 
     /// The seqs `in_seq_order` yields for events arriving as `arrivals`
-    /// (a seq, or `None` for a 100 ms pause), with a 50 ms gap wait.
-    async fn reordered(arrivals: &[Option<u64>], from_seq: u64) -> Vec<u64> {
+    /// (a seq, or `None` for a 100 ms pause), with a 50 ms gap wait, from a
+    /// stream that stays open after them (time is paused in these tests:
+    /// it jumps to the next timer, so the two never race). Collects `count`.
+    async fn reordered(arrivals: &[Option<u64>], from_seq: u64, count: usize) -> Vec<u64> {
         let arrivals: Vec<Option<u64>> = arrivals.to_vec();
         let events = futures::stream::iter(arrivals)
             .then(|arrival| async move {
@@ -172,14 +178,16 @@ mod tests {
                 }
             })
             .filter_map(|item| async move { item })
+            .chain(futures::stream::pending())
             .boxed();
         in_seq_order(events, from_seq, Duration::from_millis(50))
             .map(|e| e.unwrap().seq)
+            .take(count)
             .collect()
             .await
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn out_of_order_events_come_out_in_seq_order_once_each() {
         let arrivals = [
             Some(1),
@@ -189,31 +197,33 @@ mod tests {
             Some(5),
             Some(4),
             Some(1),
+            Some(6),
         ];
-        assert_eq!(reordered(&arrivals, 1).await, vec![1, 2, 3, 4, 5]);
+        assert_eq!(reordered(&arrivals, 1, 6).await, vec![1, 2, 3, 4, 5, 6]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn events_before_from_seq_are_not_yielded() {
         let arrivals = [Some(1), Some(2), Some(4), Some(3), Some(5)];
-        assert_eq!(reordered(&arrivals, 3).await, vec![3, 4, 5]);
+        assert_eq!(reordered(&arrivals, 3, 3).await, vec![3, 4, 5]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_gap_is_waited_for_then_skipped() {
-        // 2 is late but within the wait: ordered. 5 never comes: skipped
-        // after the wait, while the stream is still open.
-        let arrivals = [Some(1), Some(3), Some(2), Some(4), Some(6), None, Some(7)];
-        assert_eq!(reordered(&arrivals, 1).await, vec![1, 2, 3, 4, 6, 7]);
+        // 2 is late but within the wait: ordered. 5 never comes: after the
+        // wait, 6 is yielded while the stream is still open (and nothing
+        // else would release it).
+        let arrivals = [Some(1), Some(3), Some(2), Some(4), Some(6)];
+        assert_eq!(reordered(&arrivals, 1, 5).await, vec![1, 2, 3, 4, 6]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_seq_arriving_after_its_gap_was_skipped_is_dropped() {
         let arrivals = [Some(1), Some(3), None, Some(2), Some(4)];
-        assert_eq!(reordered(&arrivals, 1).await, vec![1, 3, 4]);
+        assert_eq!(reordered(&arrivals, 1, 3).await, vec![1, 3, 4]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn errors_pass_through_at_once() {
         let items = vec![
             Ok(event(2)),

@@ -32,7 +32,7 @@ use runfleet_producer::{
     NatsAuth, Producer, ProducerError, follow, inspect, new_cancel, new_command, new_run,
 };
 use runfleet_schemas::{
-    CommandId, CommandKind, Message, MessageKind, Receipt, ResourceBundle, RunId, SessionId,
+    CommandId, CommandKind, Event, Message, MessageKind, Receipt, ResourceBundle, RunId, SessionId,
     Tenant, TerminalCommandStatus, decode_any,
 };
 
@@ -408,19 +408,8 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         } => {
             let (tenant, run_id) = target.parse().map_err(ProducerError::from)?;
             let producer = connect(cli).await?;
-            let events = follow::events(producer.jetstream(), &tenant, &run_id, *from).await?;
-            futures::pin_mut!(events);
-            loop {
-                let next = if *live {
-                    events.next().await
-                } else {
-                    tokio::time::timeout(Duration::from_secs(1), events.next())
-                        .await
-                        .unwrap_or_default()
-                };
-                let Some(event) = next else { break };
-                let event = event?;
-                report(cli, &serde_json::to_value(&event)?, || {
+            let print = |event: &Event| -> anyhow::Result<()> {
+                report(cli, &serde_json::to_value(event)?, || {
                     format!(
                         "{:>5}  {}  {}",
                         event.seq,
@@ -428,6 +417,20 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                         serde_json::to_string(&event.body).unwrap_or_default()
                     )
                 });
+                Ok(())
+            };
+            if *live {
+                let events = follow::events(producer.jetstream(), &tenant, &run_id, *from).await?;
+                futures::pin_mut!(events);
+                while let Some(event) = events.next().await {
+                    print(&event?)?;
+                }
+            } else {
+                let events =
+                    follow::events_so_far(producer.jetstream(), &tenant, &run_id, *from).await?;
+                for event in &events {
+                    print(event)?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -32,7 +32,7 @@ mod worker;
 pub use bins::binary;
 pub use effects::{Effect, read_effects};
 pub use error::FixtureError;
-pub use nats::{TestCluster, TestNats};
+pub use nats::{TestCluster, TestNats, free_ports};
 pub use paths::workspace_root;
 pub use postgres::TestDb;
 pub use worker::{TestWorker, WorkerEnv};

@@ -345,7 +345,7 @@ impl TestCluster {
 
 /// Reserves `count` distinct free loopback ports (released before use; the
 /// window in which another process could take one is a few milliseconds).
-fn free_ports(count: usize) -> Result<Vec<u16>, FixtureError> {
+pub fn free_ports(count: usize) -> Result<Vec<u16>, FixtureError> {
     let listeners = (0..count)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<Vec<_>, _>>()

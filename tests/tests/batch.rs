@@ -17,6 +17,7 @@ use common::{Stack, payload};
 use runfleet_producer::{new_cancel, new_command, new_run};
 use runfleet_schemas::{
     CommandCreate, CommandKind, FailureKind, Receipt, Routed, TerminalCommandStatus, headers,
+    subjects,
 };
 use serde_json::json;
 
@@ -213,6 +214,124 @@ async fn one_pull_of_every_kind_of_message_ends_each_as_it_would_alone() {
     stack.wait_for_receipts(11, WAIT, workers).await;
     assert_eq!(stack.receipt_count().await, 11);
     wait_until_settled(&stack).await;
+}
+
+/// A pull of nothing but redeliveries: 20 receipted commands published again
+/// after the dedupe window and taken by one worker at once, so the journal
+/// answers them in one set-based batch (the log shows it). Each replays its
+/// stored receipt and republishes its events, equal to the first copies and
+/// in seq order; nothing is written again.
+#[tokio::test]
+async fn a_pull_of_redeliveries_replays_each_receipt_with_its_events() {
+    const RUNS: usize = 20;
+    let stack = Stack::start().await;
+    // No effects file: with one, echo has an effect outside the journal and
+    // is not settled in one statement.
+    let env = stack
+        .env
+        .clone()
+        .with("RUNFLEET_DEDUPE_WINDOW", "1s")
+        .with("RUST_LOG", "info,runfleet_worker::journal=debug");
+    let producer = stack.producer().await;
+    let runs: Vec<_> = (0..RUNS)
+        .map(|i| {
+            let run = new_run("acme", "batch", "echo").unwrap();
+            let command = turn(&run, 1, &format!("first {i}"));
+            (run, command)
+        })
+        .collect();
+    let mut first = stack.workers(&env, 1).await;
+    for (run, command) in &runs {
+        producer.create_run(run).await.unwrap();
+        producer.send_command(command).await.unwrap();
+    }
+    stack.wait_for_receipts(RUNS as i64, WAIT, &first).await;
+    wait_until_settled(&stack).await;
+    first[0].signal("TERM");
+    first[0].wait_exit(WAIT).await;
+
+    // Past the window the copies are stored: the commands, and then their
+    // receipts and events as the replays publish them again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (_, command) in &runs {
+        assert!(!producer.send_command(command).await.unwrap().duplicate);
+    }
+    let second = stack.workers(&env, 1).await;
+    wait_until_settled(&stack).await;
+
+    assert_eq!(stack.receipt_count().await, RUNS as i64, "one receipt each");
+    for (run, _) in &runs {
+        let receipts = stored(
+            &stack,
+            subjects::RECEIPT_STREAM,
+            subjects::receipt(&run.tenant, &run.run_id),
+        )
+        .await;
+        assert_eq!(receipts.len(), 2, "the receipt and its replay");
+        assert_eq!(receipts[0], receipts[1], "the replay is the stored receipt");
+        let events = stored(
+            &stack,
+            subjects::EVENT_STREAM,
+            subjects::event(&run.tenant, &run.run_id),
+        )
+        .await;
+        let (original, replayed) = events.split_at(events.len() / 2);
+        assert!(
+            !original.is_empty() && original.len() == replayed.len(),
+            "{events:?}"
+        );
+        assert_eq!(
+            original, replayed,
+            "the events are republished as stored, in seq order"
+        );
+    }
+    let log = second[0].log_text();
+    let largest = log
+        .lines()
+        .filter(|l| l.contains("journal batch") && l.contains("SettleOp"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        largest >= runfleet_worker::journal::SET_BASED_FROM,
+        "the replays were settled in one set-based batch (largest: {largest})"
+    );
+}
+
+/// Every message stored on `subject` of `stream`, as JSON, in stream order.
+async fn stored(stack: &Stack, stream: &str, subject: String) -> Vec<serde_json::Value> {
+    use async_nats::jetstream::consumer;
+    use futures::StreamExt;
+    let js = async_nats::jetstream::new(stack.nats.client().await.unwrap());
+    let consumer = js
+        .create_consumer_on_stream(
+            consumer::pull::OrderedConfig {
+                filter_subject: subject,
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            },
+            stream,
+        )
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut all = Vec::new();
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(Duration::from_secs(2), messages.next()).await
+    {
+        all.push(serde_json::from_slice(&message.payload).unwrap());
+        if message.info().unwrap().pending == 0 {
+            break;
+        }
+    }
+    all
 }
 
 /// The stored events of a command, as (seq, kind).

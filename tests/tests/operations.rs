@@ -24,14 +24,6 @@ fn with_password(url: &str, password: &str) -> String {
     url.to_string()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `GET path` on `port`: (status code, body).
 async fn get(port: u16, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,7 +63,7 @@ fn cli(stack: &Stack, args: &[&str]) -> (bool, String, String) {
 #[tokio::test]
 async fn health_metrics_fleet_tools_payload_limits_and_no_credentials_anywhere() {
     let stack = Stack::start().await;
-    let port = free_port();
+    let port = runfleet_tests::free_ports(1).unwrap()[0];
     let database_url = with_password(stack.db.url(), PG_PASSWORD);
     let env = stack
         .env

@@ -461,10 +461,14 @@ impl Settings {
         .flatten()
         .collect();
         for url in self.nats_url.split(',') {
-            if let Ok(parsed) = url::Url::parse(url.trim())
-                && let Some(password) = parsed.password()
-            {
-                secrets.push(password.to_owned());
+            // Both forms: as written in the URL and as sent to the server
+            // (a token is the URL's user part).
+            if let Ok(parsed) = url::Url::parse(url.trim()) {
+                let secret = parsed.password().unwrap_or(parsed.username());
+                if !secret.is_empty() {
+                    secrets.push(secret.to_owned());
+                    secrets.push(runfleet_producer::connect::percent_decoded(secret));
+                }
             }
         }
         if let Ok(config) = self.database_url.parse::<tokio_postgres::Config>()

@@ -138,10 +138,8 @@ impl Pool {
         let inner = bb8::Pool::builder()
             .max_size(size.max(1))
             .connection_timeout(std::time::Duration::from_secs(10))
-            // No `SELECT`-before-use round trip on every checkout: a
-            // connection that broke (a database restart) fails its query,
-            // which the caller retries, and bb8 drops it as broken
-            // (`is_closed`) when it is returned.
+            // No round trip on every checkout: `get` passes over the
+            // connections the client already knows are closed instead.
             .test_on_check_out(false)
             .build(manager)
             .await?;
@@ -153,14 +151,22 @@ impl Pool {
         })
     }
 
-    /// A pooled connection.
+    /// A pooled connection whose client has not seen it close. One that
+    /// has (after a database restart, every idle one) is dropped: bb8
+    /// discards it as broken. A connection that broke unnoticed fails its
+    /// query, which the caller reports or retries.
     ///
     /// # Errors
     /// [`DbError::Pool`] when none is free in time.
     pub async fn get(
         &self,
     ) -> Result<bb8::PooledConnection<'_, PostgresConnectionManager<Tls>>, DbError> {
-        Ok(self.inner.get().await?)
+        loop {
+            let conn = self.inner.get().await?;
+            if !conn.is_closed() {
+                return Ok(conn);
+            }
+        }
     }
 
     /// A connection of its own, outside the pool (its driver runs on a spawned task).

@@ -18,6 +18,7 @@ mod create_run;
 mod parking;
 pub use parking::{Among, Parked};
 mod settle;
+pub use settle::SET_BASED_FROM;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

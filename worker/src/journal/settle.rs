@@ -33,7 +33,7 @@ use super::{Begin, CommandColumns, CommandRow};
 use crate::db::DbError;
 
 /// Batches this large and larger use the set-based statement.
-pub(crate) const SET_BASED_FROM: usize = 12;
+pub const SET_BASED_FROM: usize = 12;
 
 /// `runfleet_settle_pure` for every element of the arrays, in order (small batches).
 pub(crate) const PER_COMMAND_SQL: &str = "\
@@ -153,7 +153,7 @@ SELECT s.token, s.first_event, s.waiter, r.result AS replay, r.events AS replay_
   LEFT JOIN settled s ON s.idx = i.idx
   LEFT JOIN LATERAL (
       SELECT j.result,
-             (SELECT jsonb_agg(e.event ORDER BY e.seq) FROM events e
+             (SELECT coalesce(jsonb_agg(e.event ORDER BY e.seq), '[]') FROM events e
                WHERE e.tenant = c.tenant AND e.run_id = c.run_id
                  AND e.seq BETWEEN (j.result #>> '{events,first_seq}')::bigint
                                AND (j.result #>> '{events,last_seq}')::bigint) AS events

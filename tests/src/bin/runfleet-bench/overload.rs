@@ -66,14 +66,12 @@ pub async fn measure(args: &Args) -> anyhow::Result<()> {
     let database: String = pg.query_one("SELECT current_database()", &[]).await?.get(0);
 
     let mut fleet = Vec::with_capacity(workers);
-    let mut ports = Vec::with_capacity(workers);
-    for i in 0..workers {
-        let port = free_port()?;
+    let ports = runfleet_tests::free_ports(workers)?;
+    for (i, port) in ports.iter().enumerate() {
         let env = env
             .clone()
             .with("RUNFLEET_HTTP_ADDR", format!("127.0.0.1:{port}"));
         fleet.push(TestWorker::start(&env, &format!("overload-{i}"))?);
-        ports.push(port);
     }
     for worker in &mut fleet {
         worker.wait_ready(Duration::from_secs(120)).await?;
@@ -99,13 +97,15 @@ pub async fn measure(args: &Args) -> anyhow::Result<()> {
             .await?
             .get(0);
         peaks.connections = peaks.connections.max(connections);
-        samples.push((
-            started.elapsed(),
-            fleet
-                .iter()
-                .map(|w| rss_kib(w).map_or(0, |(now, _)| now))
-                .collect(),
-        ));
+        // A worker that exited has no resident set (a zombie reports none).
+        let mut rss = Vec::with_capacity(workers);
+        for worker in &fleet {
+            let Some((now, _)) = rss_kib(worker) else {
+                anyhow::bail!("worker {} exited during the drain", worker.id());
+            };
+            rss.push(now);
+        }
+        samples.push((started.elapsed(), rss));
         peaks.samples += 1;
         if pending == 0 && unacked == 0 && receipted(&pg, TENANT).await? >= total {
             break;
@@ -205,11 +205,4 @@ async fn in_flight(port: u16) -> Option<i64> {
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map(|v| v as i64)
     })
-}
-
-/// A loopback port nothing listens on now.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
