@@ -6,14 +6,11 @@ use std::time::{Duration, Instant};
 use async_nats::HeaderMap;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use runfleet_producer::Producer;
 use runfleet_schemas::{Routed, headers};
-use runfleet_tests::{TestDb, TestNats};
 
 use crate::Args;
 use crate::fleet::{
-    self, IN_FLIGHT, default_env, publish, receipted, rss_kib, setup, start_workers, stop_workers,
-    until_consumer_empty, workload,
+    self, Backlog, IN_FLIGHT, receipted, rss_kib, start_workers, stop_workers, until_consumer_empty,
 };
 
 /// The tenant of the drained runs.
@@ -22,14 +19,15 @@ const TENANT: &str = "bench";
 /// Drains `args.commands` commands with `workers` workers; returns commands/s.
 /// With `replay`, then measures redeliveries of the same commands.
 pub async fn measure(args: &Args, workers: usize, replay: bool) -> anyhow::Result<f64> {
-    let nats = TestNats::start().await?;
-    let db = TestDb::create().await?;
-    let env = default_env(&nats, &db);
-    setup(&env)?;
-    let producer = Producer::connect(nats.url()).await?;
-    let js = producer.jetstream().clone();
-    let (runs, commands) = workload(TENANT, args.runs, args.commands)?;
-    let published = publish(&producer, &runs, &commands).await?;
+    let Backlog {
+        db,
+        env,
+        js,
+        runs,
+        commands,
+        published,
+        nats: _nats,
+    } = Backlog::publish(TENANT, args.runs, args.commands).await?;
     let total = i64::try_from(commands.len())?;
     let (pg, _driver) = db.connect().await?;
 

@@ -169,6 +169,42 @@ async fn in_flight<T, E: Into<anyhow::Error>>(
     Ok(())
 }
 
+/// Fresh servers, the streams and schema, and a backlog published with no
+/// worker running: what `drain`, `replay` and `overload` start from.
+pub struct Backlog {
+    pub nats: TestNats,
+    pub db: TestDb,
+    /// Worker settings at their defaults.
+    pub env: WorkerEnv,
+    pub js: jetstream::Context,
+    pub runs: Vec<RunCreate>,
+    pub commands: Vec<CommandCreate>,
+    /// How long publishing took.
+    pub published: Duration,
+}
+
+impl Backlog {
+    /// `commands` echo commands of `tenant` over `runs` runs ([`workload`]), published.
+    pub async fn publish(tenant: &str, runs: usize, commands: usize) -> anyhow::Result<Backlog> {
+        let nats = TestNats::start().await?;
+        let db = TestDb::create().await?;
+        let env = default_env(&nats, &db);
+        setup(&env)?;
+        let producer = Producer::connect(nats.url()).await?;
+        let (runs, commands) = workload(tenant, runs, commands)?;
+        let published = publish(&producer, &runs, &commands).await?;
+        Ok(Backlog {
+            js: producer.jetstream().clone(),
+            nats,
+            db,
+            env,
+            runs,
+            commands,
+            published,
+        })
+    }
+}
+
 /// Receipted commands of `tenant`'s runs so far (each run's `next_seq - 1`).
 pub async fn receipted(pg: &tokio_postgres::Client, tenant: &str) -> anyhow::Result<i64> {
     Ok(pg

@@ -15,11 +15,10 @@
 
 use std::time::{Duration, Instant};
 
-use runfleet_producer::Producer;
-use runfleet_tests::{TestDb, TestNats, TestWorker};
+use runfleet_tests::TestWorker;
 
 use crate::Args;
-use crate::fleet::{self, default_env, publish, receipted, rss_kib, setup, stop_workers, workload};
+use crate::fleet::{self, Backlog, receipted, rss_kib, stop_workers};
 
 /// The tenant of the backlog.
 const TENANT: &str = "overload";
@@ -48,14 +47,15 @@ struct Peaks {
 /// `args.overload_workers` workers and prints the peaks against their bounds.
 pub async fn measure(args: &Args) -> anyhow::Result<()> {
     let workers = args.overload_workers;
-    let nats = TestNats::start().await?;
-    let db = TestDb::create().await?;
-    let env = default_env(&nats, &db);
-    setup(&env)?;
-    let producer = Producer::connect(nats.url()).await?;
-    let js = producer.jetstream().clone();
-    let (runs, commands) = workload(TENANT, args.runs, args.overload_commands)?;
-    let published = publish(&producer, &runs, &commands).await?;
+    let Backlog {
+        db,
+        env,
+        js,
+        runs,
+        commands,
+        published,
+        nats: _nats,
+    } = Backlog::publish(TENANT, args.runs, args.overload_commands).await?;
     println!(
         "overload backlog={} runs={} published_in_s={:.1}",
         commands.len(),
