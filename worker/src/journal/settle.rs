@@ -108,6 +108,7 @@ WITH input AS (
                         AND j.command_id = c.command_id AND j.step = 'receipt') AS receipted
             FROM commands c
            WHERE c.tenant = p.tenant AND c.run_id = p.run_id AND c.seq = p.last_seq + 1
+           LIMIT 1
       ) n ON true
      WHERE NOT coalesce(n.receipted, false)
 ), new_commands AS (
@@ -148,6 +149,11 @@ WITH input AS (
 -- events it names: answered now, so the worker skips the two-step path's
 -- second statement and the events' read. The statement's
 -- snapshot predates its own inserts, so only earlier receipts are found.
+-- Both lateral lookups end in `LIMIT 1` (their keys are unique): a
+-- subquery with a LIMIT is not flattened, so each stays a per-row index
+-- probe. Flattened, the generic plan cached while the tables were small read
+-- every receipt (and its events) once per batch: a drain that slowed as the
+-- journal grew.
 SELECT s.token, s.first_event, s.waiter, r.result AS replay, r.events AS replay_events
   FROM input i
   LEFT JOIN settled s ON s.idx = i.idx
@@ -163,6 +169,7 @@ SELECT s.token, s.first_event, s.waiter, r.result AS replay, r.events AS replay_
        WHERE s.idx IS NULL
          AND c.tenant = i.tenant AND c.run_id = i.run_id AND c.idempotency_key = i.key
          AND c.payload_hash = i.hash AND c.command_id = i.command_id AND c.seq = i.seq
+       LIMIT 1
   ) r ON true
  ORDER BY i.idx";
 
