@@ -15,6 +15,14 @@
 //! - `ceilings`: raw JetStream (publish N with 256 PubAcks in flight, then
 //!   consume and ack them) and raw PostgreSQL (N rows in 100-row
 //!   transactions from one client).
+//! - `broker-floor`: the same backlog as `drain`, drained by a worker that
+//!   only does what the wire contract asks of the broker (per command one
+//!   delivery and ack, two events and a receipt published with PubAcks):
+//!   no PostgreSQL, no worker logic. `drain`'s upper bound on this machine.
+//! - `journal-floor`: the same workload settled through the worker's own
+//!   journal (its batchers and set-based statement, at the defaults, one
+//!   worker's slots in flight): no broker, no worker logic. `drain`'s upper
+//!   bound on the PostgreSQL side.
 //! - `drain`: N `echo` commands over R runs pre-published with no worker
 //!   running; then W workers start, and the clock runs until every message
 //!   is acked (the consumer is empty, read every 20 ms) and PostgreSQL holds
@@ -32,9 +40,11 @@
 //!   count, the workers' in-flight gauge and PostgreSQL's connections,
 //!   each against the bound its setting promises (not part of `all`).
 
+mod broker_floor;
 mod ceilings;
 mod drain;
 mod fleet;
+mod journal_floor;
 mod latency;
 mod overload;
 mod rss;
@@ -46,6 +56,8 @@ use clap::{Parser, ValueEnum};
 enum Mode {
     All,
     Ceilings,
+    BrokerFloor,
+    JournalFloor,
     Drain,
     Replay,
     Latency,
@@ -102,6 +114,12 @@ async fn main() -> anyhow::Result<()> {
     if wants(Mode::Ceilings) {
         let ceilings = ceilings::measure(args.commands).await?;
         jetstream_ceiling = Some(ceilings.jetstream);
+    }
+    if wants(Mode::BrokerFloor) {
+        broker_floor::measure(&args).await?;
+    }
+    if wants(Mode::JournalFloor) {
+        journal_floor::measure(&args).await?;
     }
     if wants(Mode::Drain) || wants(Mode::Replay) {
         for &workers in &args.workers {
