@@ -37,7 +37,6 @@ pub mod resume;
 pub mod retry;
 pub mod run_log;
 pub mod service;
-pub mod sessions;
 pub mod setup;
 pub mod telemetry;
 pub mod text;

@@ -202,7 +202,7 @@ pub async fn run_with(
             tokio::spawn(async move { close_kept_run(&shared, &tenant, &run_id).await });
         }
     }));
-    tokio::spawn(crate::sessions::serve(
+    tokio::spawn(crate::service::sessions::serve(
         client.clone(),
         pool.clone(),
         background.clone(),

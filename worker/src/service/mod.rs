@@ -1,0 +1,388 @@
+//! The fleet's NATS micro service `runfleet`: run status, commands, events,
+//! dead letters and fleet statistics, answered by whichever worker is free.
+//!
+//! Every worker starts the service ([`serve`]), so the standard micro-service
+//! tooling shows the fleet: `nats micro ls`, `nats micro info runfleet` (one
+//! instance per worker) and `nats micro stats runfleet` (requests, errors
+//! and processing time per endpoint and instance). Discovery answers on
+//! `$SRV.PING.runfleet`, `$SRV.INFO.runfleet` and `$SRV.STATS.runfleet`.
+//! All instances share the service's queue group, so each request is
+//! answered by exactly one worker; all of them read the same PostgreSQL.
+//!
+//! # Endpoints
+//!
+//! Subjects are `runfleet.api.<endpoint>` ([`API_PREFIX`]). Request and
+//! response bodies are JSON objects; an empty request body counts as `{}`,
+//! `null` as an absent field, and unknown request fields are refused (so a
+//! misspelt field is not silently ignored). Timestamps are RFC 3339 in UTC.
+//!
+//! | endpoint      | request                                                                  | response |
+//! |---------------|--------------------------------------------------------------------------|----------|
+//! | `run.status`  | `{"tenant", "run_id"}`                                                   | `{"tenant", "run_id", "status", "profile", "project", "session_id", "failure_kind", "status_reason", "next_seq", "spent", "budgets", "created_at", "updated_at", "lease_holder", "lease_expires_at", "commands_total", "commands": [{"command_id", "seq", "kind", "status", "attempt", "worker_id", "started_at", "finished_at", "failure"}]}`: `budgets` from the run's spec (`{}` when none), `failure` the receipt's `{"kind", "message"}` or `null`; the last 1000 commands, in seq order |
+//! | `command.get` | `{"tenant", "run_id", "command_id"}`                                     | `{"tenant", "run_id", "command_id", "seq", "kind", "status", "attempt", "worker_id", "fencing_token", "idempotency_key", "message", "created_at", "started_at", "finished_at", "receipt", "steps"}`: `message` the `command.create` as received, `receipt` the journaled receipt or `null`, `steps` the journaled step names in the order written |
+//! | `events.after`| `{"tenant", "run_id", "after_seq"?: 0, "limit"?: 100}` (limit 1–1000)   | `{"tenant", "run_id", "after_seq", "last_seq", "next_after_seq", "more", "events": [event, …]}`: events with seq > `after_seq` in seq order; ask again with `after_seq = next_after_seq` while `more` |
+//! | `dlq.list`    | `{"tenant"?: null, "limit"?: 50, "include_redriven"?: false}` (limit 1–1000) | `{"more", "dead_letters": [{"dead_letter_id", "tenant", "reason", "message", "subject", "created_at", "redriven_at"}]}`, newest first; `message` is the dead letter's explanation |
+//! | `dlq.show`    | `{"dead_letter_id"}`                                                     | `{"dead_letter_id", "created_at", "redriven_at", "dead_letter": {the stored `dead-letter` message}}` |
+//! | `dlq.redrive` | `{"dead_letter_id"}`                                                     | `{"dead_letter_id", "subject", "stream", "sequence", "duplicate", "redriven_at"}` (see [Re-driving](#re-driving)) |
+//! | `fleet.stats` | `{}`                                                                     | `{"at", "workers": [{"worker_id", "host", "pid", "version", "started_at", "last_seen", "stopped_at", "alive", "in_flight"}], "commands_by_status": {status: n}, "runs_by_status": {status: n}, "dead_letters": {"pending", "redriven"}}`: workers seen in the last 24 h; `alive` = seen within 30 s and not stopped; `in_flight` = its `running` commands; every status is listed, with 0 when it has none |
+//!
+//! # Errors
+//!
+//! Failures are micro-service errors (the `Nats-Service-Error` and
+//! `Nats-Service-Error-Code` headers, empty body):
+//!
+//! | code | when |
+//! |------|------|
+//! | 400  | the request is invalid (the message names the field), or the dead letter was already re-driven (the message says when) |
+//! | 404  | no such run, command or dead letter |
+//! | 413  | the answer would exceed the server's `max_payload`: ask for a smaller `limit` |
+//! | 500  | PostgreSQL failed (only its SQLSTATE is given; the worker's log has the rest), or JetStream did not store a re-driven message |
+//!
+//! Error messages never carry the database URL or a credential.
+//!
+//! # Re-driving
+//!
+//! `dlq.redrive` publishes the dead letter's original message again,
+//! through JetStream and awaiting its PubAck: on its original subject, with
+//! its original payload byte for byte (`base64` payloads decoded), and its
+//! original headers as stored (values redacted when dead-lettered stay
+//! redacted) except that `Nats-Msg-Id` becomes `redrive:<dead_letter_id>`
+//! and `Nats-Expected-*` preconditions of the original publish are dropped.
+//! With that id a repeated redrive inside the stream's duplicate window is
+//! deduplicated (`duplicate: true`), whereas the original id would have
+//! been dropped as a duplicate of the original. Only after the PubAck is
+//! the dead letter marked `redriven_at`; a second redrive is then refused.
+//! Concurrent redrives of one dead letter are serialized by a row lock.
+//!
+//! What to expect:
+//! - The re-driven message is a new message: a new stream sequence, a
+//!   delivery count starting at 1 and a new delivery history. If it fails
+//!   again it becomes a *new* dead letter; the old one stays, re-driven.
+//! - The body is unchanged, so is its idempotency key, and PostgreSQL's
+//!   idempotency still applies: a command whose receipt is already journaled
+//!   (for instance one that exhausted its deliveries while executing, or
+//!   whose run was terminal) replays that receipt and is not executed again.
+//! - Redrive is for messages that ended *without* a receipt because of
+//!   something outside the message that has since been fixed: a command
+//!   dead-lettered `run-not-found` once its run exists, or one that
+//!   exhausted its deliveries while the database or broker was down.
+//! - Redrive cannot repair the message itself: a `schema-invalid` message
+//!   or an `idempotency-conflict` is re-driven byte for byte and fails the
+//!   same way. Fix the producer and publish a corrected message instead.
+//! - If the worker dies between the PubAck and the mark, the dead letter
+//!   stays pending; redriving it again inside the duplicate window is
+//!   deduplicated, later it is published again (and idempotency applies).
+//!
+//! # Access
+//!
+//! The service does not authenticate callers: anyone allowed to publish on
+//! `runfleet.api.>` reads every tenant's runs and can re-drive dead letters.
+//! Grant that subject to operators only (NATS permissions).
+
+//!
+//! # Layout
+//!
+//! One file per endpoint, each an `impl Api` block with the endpoint's
+//! handler: [`run_status`], [`command_get`], [`events_after`],
+//! [`dlq_list`], [`dlq_show`], [`dlq_redrive`], [`fleet_stats`]; request
+//! fields are read by [`fields`], failures are [`error`]'s; the session
+//! answerer, a request/reply service of its own, is [`sessions`].
+
+mod command_get;
+mod dlq_list;
+mod dlq_redrive;
+mod dlq_show;
+mod error;
+mod events_after;
+mod fields;
+mod fleet_stats;
+mod run_status;
+pub mod sessions;
+
+use std::sync::Arc;
+
+use async_nats::jetstream;
+use async_nats::service::{self, ServiceExt};
+use futures::StreamExt;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use self::error::ApiError;
+use self::fields::Fields;
+use crate::db::Pool;
+
+/// The micro service's name (`nats micro info runfleet`).
+pub const SERVICE_NAME: &str = "runfleet";
+/// The subject prefix of every endpoint: `runfleet.api.<endpoint>`.
+pub const API_PREFIX: &str = "runfleet.api";
+/// The service's description, as discovery shows it.
+pub const DESCRIPTION: &str =
+    "runfleet worker fleet: run status, commands, events, dead letters, fleet statistics";
+/// Every endpoint, as its subject below [`API_PREFIX`].
+pub const ENDPOINTS: [&str; 7] = [
+    "run.status",
+    "command.get",
+    "events.after",
+    "dlq.list",
+    "dlq.show",
+    "dlq.redrive",
+    "fleet.stats",
+];
+
+/// Requests one endpoint handles at once (per worker).
+const CONCURRENCY: usize = 16;
+/// The largest `limit` of `events.after` and `dlq.list`.
+const MAX_LIMIT: u64 = 1000;
+/// The largest `after_seq` (PostgreSQL's bigint).
+const MAX_SEQ: u64 = i64::MAX as u64;
+
+/// Why the service could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// NATS refused to register the service.
+    #[error("cannot start the NATS micro service {SERVICE_NAME}: {0}")]
+    Start(#[source] async_nats::Error),
+    /// An endpoint could not subscribe to its subject.
+    #[error("cannot add the endpoint {subject} of the NATS micro service {SERVICE_NAME}: {cause}")]
+    Endpoint {
+        /// The endpoint's subject.
+        subject: String,
+        /// The client's reason.
+        #[source]
+        cause: async_nats::Error,
+    },
+}
+
+/// Starts the `runfleet` micro service and answers its requests until
+/// `stop`, then lets the requests in flight finish and stops the service.
+///
+/// Each endpoint handles up to 16 requests at once; PostgreSQL work is
+/// further bounded by `pool`.
+///
+/// # Errors
+/// [`ServiceError`] when the service or one of its endpoints cannot be
+/// registered with NATS. Failures of single requests are answered to their
+/// caller and logged, never returned.
+pub async fn serve(
+    client: async_nats::Client,
+    pool: Pool,
+    stop: CancellationToken,
+) -> Result<(), ServiceError> {
+    let service = client
+        .service_builder()
+        .description(DESCRIPTION)
+        .start(SERVICE_NAME, env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(ServiceError::Start)?;
+    let group = service.group(API_PREFIX);
+    let mut endpoints = Vec::with_capacity(Endpoint::ALL.len());
+    for endpoint in Endpoint::ALL {
+        let added = group
+            .endpoint_builder()
+            .name(endpoint.name())
+            .add(endpoint.subject())
+            .await;
+        match added {
+            Ok(requests) => endpoints.push((endpoint, requests)),
+            Err(cause) => {
+                stop_service(service).await;
+                return Err(ServiceError::Endpoint {
+                    subject: format!("{API_PREFIX}.{}", endpoint.subject()),
+                    cause,
+                });
+            }
+        }
+    }
+    tracing::info!(
+        service = SERVICE_NAME,
+        prefix = API_PREFIX,
+        "answering the fleet's micro service"
+    );
+    let api = Arc::new(Api {
+        jetstream: jetstream::new(client.clone()),
+        client,
+        pool,
+    });
+    let handlers = endpoints.into_iter().map(|(endpoint, requests)| {
+        let api = Arc::clone(&api);
+        requests
+            .take_until(stop.clone().cancelled_owned())
+            .for_each_concurrent(CONCURRENCY, move |request| {
+                let api = Arc::clone(&api);
+                async move { api.answer(endpoint, request).await }
+            })
+    });
+    futures::future::join_all(handlers).await;
+    stop_service(service).await;
+    tracing::info!(service = SERVICE_NAME, "micro service stopped");
+    Ok(())
+}
+
+/// Deregisters the service (its discovery subjects stop answering).
+async fn stop_service(service: service::Service) {
+    if let Err(err) = service.stop().await {
+        tracing::debug!(error = %err, "stopping the micro service");
+    }
+}
+
+/// The endpoints, dispatched on by [`Api::dispatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    /// `run.status`
+    RunStatus,
+    /// `command.get`
+    CommandGet,
+    /// `events.after`
+    EventsAfter,
+    /// `dlq.list`
+    DlqList,
+    /// `dlq.show`
+    DlqShow,
+    /// `dlq.redrive`
+    DlqRedrive,
+    /// `fleet.stats`
+    FleetStats,
+}
+
+impl Endpoint {
+    /// Every endpoint, in the order of [`ENDPOINTS`].
+    const ALL: [Endpoint; 7] = [
+        Endpoint::RunStatus,
+        Endpoint::CommandGet,
+        Endpoint::EventsAfter,
+        Endpoint::DlqList,
+        Endpoint::DlqShow,
+        Endpoint::DlqRedrive,
+        Endpoint::FleetStats,
+    ];
+
+    /// The subject below [`API_PREFIX`].
+    fn subject(self) -> &'static str {
+        match self {
+            Endpoint::RunStatus => ENDPOINTS[0],
+            Endpoint::CommandGet => ENDPOINTS[1],
+            Endpoint::EventsAfter => ENDPOINTS[2],
+            Endpoint::DlqList => ENDPOINTS[3],
+            Endpoint::DlqShow => ENDPOINTS[4],
+            Endpoint::DlqRedrive => ENDPOINTS[5],
+            Endpoint::FleetStats => ENDPOINTS[6],
+        }
+    }
+
+    /// The endpoint's name in discovery and statistics (`run-status`, …).
+    fn name(self) -> &'static str {
+        match self {
+            Endpoint::RunStatus => "run-status",
+            Endpoint::CommandGet => "command-get",
+            Endpoint::EventsAfter => "events-after",
+            Endpoint::DlqList => "dlq-list",
+            Endpoint::DlqShow => "dlq-show",
+            Endpoint::DlqRedrive => "dlq-redrive",
+            Endpoint::FleetStats => "fleet-stats",
+        }
+    }
+}
+
+/// What every request handler shares.
+#[derive(Debug)]
+struct Api {
+    /// Core NATS, for the server's `max_payload`.
+    client: async_nats::Client,
+    /// JetStream, for re-driving dead letters with a PubAck.
+    jetstream: jetstream::Context,
+    /// The journal database.
+    pool: Pool,
+}
+
+impl Api {
+    /// Answers one request, successfully or with a micro-service error.
+    async fn answer(&self, endpoint: Endpoint, request: service::Request) {
+        let span = tracing::debug_span!("service.request", endpoint = endpoint.subject());
+        let result = self
+            .dispatch(endpoint, &request.message.payload)
+            .instrument(span)
+            .await
+            .and_then(|value| self.encode(&value));
+        let response = result.map_err(|err| {
+            tracing::debug!(endpoint = endpoint.subject(), error = ?err, "request refused");
+            err.into_service_error()
+        });
+        if let Err(err) = request.respond(response).await {
+            tracing::debug!(endpoint = endpoint.subject(), error = %err, "could not answer a request");
+        }
+    }
+
+    /// The JSON answer as bytes, if it fits in one message.
+    fn encode(&self, value: &Value) -> Result<bytes::Bytes, ApiError> {
+        let body = serde_json::to_vec(value)
+            .map_err(|err| ApiError::Internal(format!("cannot encode the answer: {err}")))?;
+        // Leave room for the reply's headers.
+        let max = self.client.server_info().max_payload;
+        if max > 0 && body.len() + 512 > max {
+            return Err(ApiError::TooLarge(format!(
+                "the answer is {} bytes, more than the server's max_payload of {max}: ask for a smaller limit",
+                body.len()
+            )));
+        }
+        Ok(body.into())
+    }
+
+    /// Parses the request of `endpoint` and handles it.
+    async fn dispatch(&self, endpoint: Endpoint, body: &[u8]) -> Result<Value, ApiError> {
+        match endpoint {
+            Endpoint::RunStatus => {
+                let f = Fields::parse(body, &["tenant", "run_id"])?;
+                self.run_status(&f.text("tenant")?, &f.text("run_id")?)
+                    .await
+            }
+            Endpoint::CommandGet => {
+                let f = Fields::parse(body, &["tenant", "run_id", "command_id"])?;
+                self.command(
+                    &f.text("tenant")?,
+                    &f.text("run_id")?,
+                    &f.text("command_id")?,
+                )
+                .await
+            }
+            Endpoint::EventsAfter => {
+                let f = Fields::parse(body, &["tenant", "run_id", "after_seq", "limit"])?;
+                let (tenant, run_id) = (f.text("tenant")?, f.text("run_id")?);
+                let after = f.number("after_seq", 0, 0, MAX_SEQ)?;
+                let limit = f.number("limit", 100, 1, MAX_LIMIT)?;
+                self.events_after(&tenant, &run_id, after, limit).await
+            }
+            Endpoint::DlqList => {
+                let f = Fields::parse(body, &["tenant", "limit", "include_redriven"])?;
+                let tenant = f.optional_text("tenant")?;
+                let limit = f.number("limit", 50, 1, MAX_LIMIT)?;
+                let include_redriven = f.flag("include_redriven", false)?;
+                self.dlq_list(tenant.as_deref(), limit, include_redriven)
+                    .await
+            }
+            Endpoint::DlqShow => {
+                let f = Fields::parse(body, &["dead_letter_id"])?;
+                self.dlq_show(&f.text("dead_letter_id")?).await
+            }
+            Endpoint::DlqRedrive => {
+                let f = Fields::parse(body, &["dead_letter_id"])?;
+                self.dlq_redrive(&f.text("dead_letter_id")?).await
+            }
+            Endpoint::FleetStats => {
+                Fields::parse(body, &[])?;
+                self.fleet_stats().await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_match_their_subjects() {
+        let subjects: Vec<&str> = Endpoint::ALL.iter().map(|e| e.subject()).collect();
+        assert_eq!(subjects, ENDPOINTS);
+    }
+}
