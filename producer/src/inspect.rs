@@ -3,9 +3,9 @@
 //! fleet` print).
 //!
 //! Every call is one core-NATS request on `runfleet.api.<endpoint>`
-//! answered by whichever worker is free; the answer is the endpoint's JSON
-//! as the worker crate's `service` module documents it (request and
-//! response shapes per endpoint). A worker's refusal (400 bad request naming
+//! answered by whichever worker is free; requests and answers are the
+//! types of [`runfleet_schemas::api`] (one pair per endpoint), which the
+//! workers answer with too. A worker's refusal (400 bad request naming
 //! the field, 404 not found, 413 answer too large, 500 database failure)
 //! comes back as [`ProducerError::Read`] carrying the worker's message and
 //! code.
@@ -13,7 +13,7 @@
 //! ```no_run
 //! # async fn demo(client: async_nats::Client) -> Result<(), runfleet_producer::ProducerError> {
 //! let stats = runfleet_producer::inspect::fleet_stats(&client).await?;
-//! println!("{}", serde_json::to_string_pretty(&stats)?);
+//! println!("{} workers, {} dead letters pending", stats.workers.len(), stats.dead_letters.pending);
 //! # Ok(()) }
 //! ```
 
@@ -21,12 +21,16 @@ use std::time::Duration;
 
 use async_nats::RequestErrorKind;
 use async_nats::service::{NATS_SERVICE_ERROR, NATS_SERVICE_ERROR_CODE};
-use serde_json::{Value, json};
+use runfleet_schemas::api::{
+    self, ApiRequest, CommandAnswer, CommandGetRequest, DeadLetterList, DeadLetterShown,
+    DlqListRequest, DlqRedriveRequest, DlqShowRequest, EventsAfterRequest, EventsPage, FleetStats,
+    FleetStatsRequest, Redriven, RunStatusAnswer, RunStatusRequest,
+};
+use serde_json::Value;
 
 use crate::ProducerError;
 
-/// The subject prefix of the fleet's endpoints (`runfleet.api.<endpoint>`).
-pub const API_PREFIX: &str = "runfleet.api";
+pub use runfleet_schemas::api::API_PREFIX;
 /// How long a request waits for its answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -77,103 +81,131 @@ pub async fn request(
         .map_err(|err| read(format!("the worker's answer is not JSON: {err}")))
 }
 
+/// Sends `request` to its endpoint and reads the typed answer.
+///
+/// # Errors
+/// As [`request`]; [`ProducerError::Read`] also when the answer is not the
+/// endpoint's response type (naming the field).
+pub async fn call<R: ApiRequest>(
+    client: &async_nats::Client,
+    request: &R,
+) -> Result<R::Response, ProducerError> {
+    let answer = self::request(client, R::ENDPOINT, serde_json::to_value(request)?).await?;
+    serde_path_to_error::deserialize(answer).map_err(|err| ProducerError::Read {
+        what: api::subject::<R>(),
+        detail: format!(
+            "the worker's answer does not read as {}: {err}",
+            R::ENDPOINT
+        ),
+    })
+}
+
 /// `run.status`: the run and its commands in seq order.
 ///
 /// # Errors
-/// As [`request`] (404 when the tenant has no such run).
+/// As [`call`] (404 when the tenant has no such run).
 pub async fn run_status(
     client: &async_nats::Client,
     tenant: &str,
     run_id: &str,
-) -> Result<Value, ProducerError> {
-    request(
-        client,
-        "run.status",
-        json!({ "tenant": tenant, "run_id": run_id }),
-    )
-    .await
+) -> Result<RunStatusAnswer, ProducerError> {
+    let request = RunStatusRequest {
+        tenant: tenant.to_owned(),
+        run_id: run_id.to_owned(),
+    };
+    call(client, &request).await
 }
 
 /// `command.get`: a command, its receipt and its journaled step names.
 ///
 /// # Errors
-/// As [`request`] (404 when there is no such command).
+/// As [`call`] (404 when there is no such command).
 pub async fn command(
     client: &async_nats::Client,
     tenant: &str,
     run_id: &str,
     command_id: &str,
-) -> Result<Value, ProducerError> {
-    request(
-        client,
-        "command.get",
-        json!({ "tenant": tenant, "run_id": run_id, "command_id": command_id }),
-    )
-    .await
+) -> Result<CommandAnswer, ProducerError> {
+    let request = CommandGetRequest {
+        tenant: tenant.to_owned(),
+        run_id: run_id.to_owned(),
+        command_id: command_id.to_owned(),
+    };
+    call(client, &request).await
 }
 
 /// `events.after`: up to `limit` (1–1000) events of the run with seq >
 /// `after`, in order; the answer's `more` and `next_after_seq` page on.
 ///
 /// # Errors
-/// As [`request`] (404 when the tenant has no such run).
+/// As [`call`] (404 when the tenant has no such run).
 pub async fn events_after(
     client: &async_nats::Client,
     tenant: &str,
     run_id: &str,
     after: u64,
     limit: u32,
-) -> Result<Value, ProducerError> {
-    request(
-        client,
-        "events.after",
-        json!({ "tenant": tenant, "run_id": run_id, "after_seq": after, "limit": limit }),
-    )
-    .await
+) -> Result<EventsPage, ProducerError> {
+    let request = EventsAfterRequest {
+        tenant: tenant.to_owned(),
+        run_id: run_id.to_owned(),
+        after_seq: Some(after),
+        limit: Some(u64::from(limit)),
+    };
+    call(client, &request).await
 }
 
 /// `dlq.list`: up to `limit` (1–1000) dead letters, newest first, of one
 /// tenant or all; re-driven ones only with `include_redriven`.
 ///
 /// # Errors
-/// As [`request`].
+/// As [`call`].
 pub async fn dlq_list(
     client: &async_nats::Client,
     tenant: Option<&str>,
     limit: u32,
     include_redriven: bool,
-) -> Result<Value, ProducerError> {
-    request(
-        client,
-        "dlq.list",
-        json!({ "tenant": tenant, "limit": limit, "include_redriven": include_redriven }),
-    )
-    .await
+) -> Result<DeadLetterList, ProducerError> {
+    let request = DlqListRequest {
+        tenant: tenant.map(str::to_owned),
+        limit: Some(u64::from(limit)),
+        include_redriven: Some(include_redriven),
+    };
+    call(client, &request).await
 }
 
 /// `dlq.show`: the stored dead letter (under `dead_letter`) and when it
 /// was re-driven.
 ///
 /// # Errors
-/// As [`request`] (404 when there is no such dead letter).
-pub async fn dlq_show(client: &async_nats::Client, id: &str) -> Result<Value, ProducerError> {
-    request(client, "dlq.show", json!({ "dead_letter_id": id })).await
+/// As [`call`] (404 when there is no such dead letter).
+pub async fn dlq_show(
+    client: &async_nats::Client,
+    id: &str,
+) -> Result<DeadLetterShown, ProducerError> {
+    let request = DlqShowRequest {
+        dead_letter_id: id.to_owned(),
+    };
+    call(client, &request).await
 }
 
 /// `dlq.redrive`: publishes the dead letter's original message again and
 /// returns where JetStream stored it (`stream`, `sequence`, `duplicate`).
 ///
 /// # Errors
-/// As [`request`]; refused (400) when the dead letter was already re-driven.
-pub async fn dlq_redrive(client: &async_nats::Client, id: &str) -> Result<Value, ProducerError> {
-    request(client, "dlq.redrive", json!({ "dead_letter_id": id })).await
+/// As [`call`]; refused (400) when the dead letter was already re-driven.
+pub async fn dlq_redrive(client: &async_nats::Client, id: &str) -> Result<Redriven, ProducerError> {
+    let request = DlqRedriveRequest {
+        dead_letter_id: id.to_owned(),
+    };
+    call(client, &request).await
 }
 
 /// `fleet.stats`: the workers seen in the last 24 h (alive or not, with
 /// their running commands) and counts of commands, runs and dead letters.
 ///
 /// # Errors
-/// As [`request`].
-pub async fn fleet_stats(client: &async_nats::Client) -> Result<Value, ProducerError> {
-    request(client, "fleet.stats", json!({})).await
+/// As [`call`].
+pub async fn fleet_stats(client: &async_nats::Client) -> Result<FleetStats, ProducerError> {
+    call(client, &FleetStatsRequest {}).await
 }

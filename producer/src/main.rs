@@ -31,6 +31,7 @@ use futures::StreamExt;
 use runfleet_producer::{
     NatsAuth, Producer, ProducerError, follow, inspect, new_cancel, new_command, new_run,
 };
+use runfleet_schemas::api::FleetStats;
 use runfleet_schemas::{
     CommandId, CommandKind, Event, Message, MessageKind, Receipt, ResourceBundle, RunId, SessionId,
     Tenant, TerminalCommandStatus, decode_any,
@@ -502,20 +503,17 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let listed =
                 inspect::dlq_list(producer.client(), tenant.as_deref(), *limit, *all).await?;
             report(cli, &listed, || {
-                let letters = listed["dead_letters"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
+                let letters = &listed.dead_letters;
                 let mut text = format!("{} dead letter(s)", letters.len());
-                for d in &letters {
+                for d in letters {
                     text.push_str(&format!(
                         "\n  {}  {}  {:<22} {}  {}{}",
-                        d["dead_letter_id"].as_str().unwrap_or_default(),
-                        d["created_at"].as_str().unwrap_or_default(),
-                        d["reason"].as_str().unwrap_or_default(),
-                        d["tenant"].as_str().unwrap_or_default(),
-                        d["message"].as_str().unwrap_or_default(),
-                        if d["redriven_at"].is_null() {
+                        d.dead_letter_id,
+                        timestamp(&d.created_at),
+                        d.reason,
+                        d.tenant,
+                        d.message.as_deref().unwrap_or_default(),
+                        if d.redriven_at.is_none() {
                             ""
                         } else {
                             "  (re-driven)"
@@ -540,9 +538,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             report(cli, &done, || {
                 format!(
                     "re-driven: published again on {} (stream {} seq {})",
-                    done["subject"].as_str().unwrap_or_default(),
-                    done["stream"].as_str().unwrap_or_default(),
-                    done["sequence"]
+                    done.subject, done.stream, done.sequence
                 )
             });
             Ok(ExitCode::SUCCESS)
@@ -666,41 +662,41 @@ fn waiting(cli: &Cli, command: &str, timeout: Duration) -> indicatif::ProgressBa
 }
 
 /// The fleet overview as text.
-fn fleet_text(stats: &serde_json::Value) -> String {
+fn fleet_text(stats: &FleetStats) -> String {
     let mut text = String::from("workers:\n");
-    for w in stats["workers"].as_array().cloned().unwrap_or_default() {
+    for w in &stats.workers {
         text.push_str(&format!(
             "  {:<24} {:<5} in flight {:>4}  last seen {}  host {}\n",
-            w["worker_id"].as_str().unwrap_or_default(),
-            if w["alive"].as_bool().unwrap_or(false) {
-                "alive"
-            } else {
-                "gone"
-            },
-            w["in_flight"],
-            w["last_seen"].as_str().unwrap_or_default(),
-            w["host"].as_str().unwrap_or_default(),
+            w.worker_id,
+            if w.alive { "alive" } else { "gone" },
+            w.in_flight,
+            timestamp(&w.last_seen),
+            w.host,
         ));
     }
-    let counts = |key: &str| {
-        stats[key]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(_, v)| v.as_i64().unwrap_or(0) > 0)
-                    .map(|(k, v)| format!("{k} {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
+    let counts = |by_status: &std::collections::BTreeMap<String, i64>| {
+        by_status
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(status, n)| format!("{status} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    text.push_str(&format!("commands: {}\n", counts("commands_by_status")));
-    text.push_str(&format!("runs: {}\n", counts("runs_by_status")));
+    text.push_str(&format!(
+        "commands: {}\n",
+        counts(&stats.commands_by_status)
+    ));
+    text.push_str(&format!("runs: {}\n", counts(&stats.runs_by_status)));
     text.push_str(&format!(
         "dead letters: {} pending, {} re-driven",
-        stats["dead_letters"]["pending"], stats["dead_letters"]["redriven"]
+        stats.dead_letters.pending, stats.dead_letters.redriven
     ));
     text
+}
+
+/// A timestamp as the answers' JSON writes it (RFC 3339, UTC).
+fn timestamp(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 fn status_word(status: TerminalCommandStatus) -> &'static str {
@@ -767,9 +763,9 @@ fn read_input(file: &PathBuf) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-fn report(cli: &Cli, json: &serde_json::Value, text: impl FnOnce() -> String) {
+fn report<T: serde::Serialize>(cli: &Cli, json: &T, text: impl FnOnce() -> String) {
     if cli.json {
-        println!("{json}");
+        println!("{}", serde_json::to_string(json).unwrap_or_default());
     } else {
         println!("{}", text());
     }

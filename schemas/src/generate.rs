@@ -31,15 +31,25 @@ pub fn file_name(kind: MessageKind) -> String {
     format!("{}.json", kind.as_str())
 }
 
-/// Every schema file: `(file name, pretty JSON with a trailing newline)`.
+/// Every schema file: `(file name, pretty JSON with a trailing newline)`:
+/// each message kind's, then each operator API endpoint's request and
+/// response (`api.<endpoint>.request.json`, `api.<endpoint>.response.json`).
 pub fn files() -> Vec<(String, String)> {
-    MessageKind::ALL
+    let pretty = |value: &Value| {
+        let mut text = serde_json::to_string_pretty(value).expect("a JSON value always serializes");
+        text.push('\n');
+        text
+    };
+    let messages = MessageKind::ALL
         .into_iter()
-        .map(|kind| {
-            let mut text = serde_json::to_string_pretty(&schema_value_of(kind))
-                .expect("a JSON value always serializes");
-            text.push('\n');
-            (file_name(kind), text)
-        })
-        .collect()
+        .map(|kind| (file_name(kind), pretty(&schema_value_of(kind))));
+    let api = crate::api::schemas()
+        .into_iter()
+        .flat_map(|(endpoint, request, response)| {
+            [
+                (format!("api.{endpoint}.request.json"), pretty(&request)),
+                (format!("api.{endpoint}.response.json"), pretty(&response)),
+            ]
+        });
+    messages.chain(api).collect()
 }

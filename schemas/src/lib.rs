@@ -34,6 +34,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod api;
 mod command_create;
 mod control_cancel;
 mod dead_letter;

@@ -17,8 +17,13 @@ use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// A typed answer as its JSON (the wire shape the assertions read).
+fn json_of(answer: impl serde::Serialize) -> Value {
+    serde_json::to_value(answer).unwrap()
+}
+
 /// The worker's message of a refused request.
-fn refusal(result: Result<Value, ProducerError>) -> String {
+fn refusal<T: std::fmt::Debug>(result: Result<T, ProducerError>) -> String {
     match result {
         Err(ProducerError::Read { detail, .. }) => detail,
         other => panic!("expected a refusal, got {other:?}"),
@@ -100,7 +105,7 @@ async fn the_service_answers_status_events_dead_letters_and_redrives() {
     }
 
     // run.status: the run and its two completed commands, in seq order.
-    let status = inspect::run_status(&client, tenant, run_id).await.unwrap();
+    let status = json_of(inspect::run_status(&client, tenant, run_id).await.unwrap());
     assert_eq!(status["profile"], "echo", "{status}");
     assert_eq!(status["project"], "tests");
     assert_eq!(status["next_seq"], 3);
@@ -117,9 +122,11 @@ async fn the_service_answers_status_events_dead_letters_and_redrives() {
 
     // command.get: the command, its receipt and its journaled steps.
     let first = &commands[0];
-    let got = inspect::command(&client, tenant, run_id, first.command_id.as_str())
-        .await
-        .unwrap();
+    let got = json_of(
+        inspect::command(&client, tenant, run_id, first.command_id.as_str())
+            .await
+            .unwrap(),
+    );
     assert_eq!(got["status"], "completed", "{got}");
     assert_eq!(got["receipt"]["status"], "completed");
     assert_eq!(got["receipt"]["command_id"], first.command_id.as_str());
@@ -137,9 +144,11 @@ async fn the_service_answers_status_events_dead_letters_and_redrives() {
         .unwrap()
         .get(0);
     assert!(stored >= 2, "echo emits events");
-    let later = inspect::events_after(&client, tenant, run_id, 1, 100)
-        .await
-        .unwrap();
+    let later = json_of(
+        inspect::events_after(&client, tenant, run_id, 1, 100)
+            .await
+            .unwrap(),
+    );
     let seqs: Vec<u64> = later["events"]
         .as_array()
         .unwrap()
@@ -149,9 +158,11 @@ async fn the_service_answers_status_events_dead_letters_and_redrives() {
     assert_eq!(seqs, (2..=stored as u64).collect::<Vec<_>>(), "{later}");
     assert_eq!(later["more"], false);
     assert_eq!(later["last_seq"], stored);
-    let page = inspect::events_after(&client, tenant, run_id, 0, 1)
-        .await
-        .unwrap();
+    let page = json_of(
+        inspect::events_after(&client, tenant, run_id, 0, 1)
+            .await
+            .unwrap(),
+    );
     assert_eq!(page["events"].as_array().unwrap().len(), 1);
     assert_eq!(
         (page["more"].clone(), page["next_after_seq"].clone()),
@@ -164,7 +175,7 @@ async fn the_service_answers_status_events_dead_letters_and_redrives() {
     assert_eq!(dead[0].0, "run-not-found");
 
     // fleet.stats: the worker is alive, the commands and the dead letter counted.
-    let stats = inspect::fleet_stats(&client).await.unwrap();
+    let stats = json_of(inspect::fleet_stats(&client).await.unwrap());
     let fleet = stats["workers"].as_array().unwrap();
     let w1 = fleet.iter().find(|w| w["worker_id"] == "w1").unwrap();
     assert_eq!(w1["alive"], true, "{stats}");
@@ -175,9 +186,11 @@ async fn the_service_answers_status_events_dead_letters_and_redrives() {
     assert_eq!(stats["dead_letters"], json!({"pending": 1, "redriven": 0}));
 
     // dlq.list and dlq.show.
-    let list = inspect::dlq_list(&client, Some("acme"), 50, false)
-        .await
-        .unwrap();
+    let list = json_of(
+        inspect::dlq_list(&client, Some("acme"), 50, false)
+            .await
+            .unwrap(),
+    );
     let letters = list["dead_letters"].as_array().unwrap();
     assert_eq!(letters.len(), 1, "{list}");
     let letter = &letters[0];
@@ -194,15 +207,17 @@ async fn the_service_answers_status_events_dead_letters_and_redrives() {
             .contains(orphan_run.run_id.as_str())
     );
     assert!(letter["redriven_at"].is_null());
-    let other = inspect::dlq_list(&client, Some("globex"), 50, false)
-        .await
-        .unwrap();
+    let other = json_of(
+        inspect::dlq_list(&client, Some("globex"), 50, false)
+            .await
+            .unwrap(),
+    );
     assert!(
         other["dead_letters"].as_array().unwrap().is_empty(),
         "{other}"
     );
     let id = letter["dead_letter_id"].as_str().unwrap().to_owned();
-    let shown = inspect::dlq_show(&client, &id).await.unwrap();
+    let shown = json_of(inspect::dlq_show(&client, &id).await.unwrap());
     assert_eq!(
         shown["dead_letter"]["dead_letter_id"],
         id.as_str(),
@@ -217,7 +232,7 @@ async fn the_service_answers_status_events_dead_letters_and_redrives() {
 
     // Create the missing run, re-drive: the command completes.
     producer.create_run(&orphan_run).await.unwrap();
-    let redriven = inspect::dlq_redrive(&client, &id).await.unwrap();
+    let redriven = json_of(inspect::dlq_redrive(&client, &id).await.unwrap());
     assert_eq!(redriven["duplicate"], false, "{redriven}");
     assert_eq!(redriven["stream"], "RUNFLEET_WORK");
     assert_eq!(redriven["subject"], letter["subject"]);
@@ -240,14 +255,14 @@ async fn the_service_answers_status_events_dead_letters_and_redrives() {
     let again = refusal(inspect::dlq_redrive(&client, &id).await);
     assert!(again.contains("already re-driven at"), "{again}");
     assert!(again.contains("400"), "{again}");
-    let pending = inspect::dlq_list(&client, None, 50, false).await.unwrap();
+    let pending = json_of(inspect::dlq_list(&client, None, 50, false).await.unwrap());
     assert!(
         pending["dead_letters"].as_array().unwrap().is_empty(),
         "{pending}"
     );
-    let all = inspect::dlq_list(&client, None, 50, true).await.unwrap();
+    let all = json_of(inspect::dlq_list(&client, None, 50, true).await.unwrap());
     assert!(!all["dead_letters"][0]["redriven_at"].is_null(), "{all}");
-    let stats = inspect::fleet_stats(&client).await.unwrap();
+    let stats = json_of(inspect::fleet_stats(&client).await.unwrap());
     assert_eq!(stats["dead_letters"], json!({"pending": 0, "redriven": 1}));
 
     // Bad requests name the field; unknown things are 404.

@@ -1,7 +1,7 @@
 //! `command.get`: a command as received, its receipt and its journaled steps.
 
-use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use runfleet_schemas::api::{CommandAnswer, CommandGetRequest};
+use serde_json::Value;
 
 use super::Api;
 use super::error::ApiError;
@@ -10,10 +10,13 @@ impl Api {
     /// `command.get`: the command, its receipt and its journaled steps.
     pub(super) async fn command(
         &self,
-        tenant: &str,
-        run_id: &str,
-        command_id: &str,
-    ) -> Result<Value, ApiError> {
+        request: CommandGetRequest,
+    ) -> Result<CommandAnswer, ApiError> {
+        let CommandGetRequest {
+            tenant,
+            run_id,
+            command_id,
+        } = request;
         let conn = self.pool.get().await?;
         let row = conn
             .query_opt(
@@ -45,23 +48,23 @@ impl Api {
             }
             steps.push(step);
         }
-        Ok(json!({
-            "tenant": tenant,
-            "run_id": run_id,
-            "command_id": command_id,
-            "seq": row.try_get::<_, i64>(0)?,
-            "kind": row.try_get::<_, String>(1)?,
-            "status": row.try_get::<_, String>(2)?,
-            "attempt": row.try_get::<_, Option<i64>>(3)?,
-            "worker_id": row.try_get::<_, Option<String>>(4)?,
-            "fencing_token": row.try_get::<_, Option<i64>>(5)?,
-            "idempotency_key": row.try_get::<_, String>(6)?,
-            "message": row.try_get::<_, Value>(7)?,
-            "created_at": row.try_get::<_, DateTime<Utc>>(8)?,
-            "started_at": row.try_get::<_, Option<DateTime<Utc>>>(9)?,
-            "finished_at": row.try_get::<_, Option<DateTime<Utc>>>(10)?,
-            "receipt": receipt,
-            "steps": steps,
-        }))
+        Ok(CommandAnswer {
+            tenant,
+            run_id,
+            command_id,
+            seq: row.try_get(0)?,
+            kind: row.try_get(1)?,
+            status: row.try_get(2)?,
+            attempt: row.try_get(3)?,
+            worker_id: row.try_get(4)?,
+            fencing_token: row.try_get(5)?,
+            idempotency_key: row.try_get(6)?,
+            message: row.try_get(7)?,
+            created_at: row.try_get(8)?,
+            started_at: row.try_get(9)?,
+            finished_at: row.try_get(10)?,
+            receipt,
+            steps,
+        })
     }
 }

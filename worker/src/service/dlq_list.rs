@@ -1,7 +1,6 @@
 //! `dlq.list`: dead letters, newest first.
 
-use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use runfleet_schemas::api::{DeadLetterList, DeadLetterSummary, DlqListRequest};
 
 use super::Api;
 use super::error::ApiError;
@@ -11,10 +10,10 @@ impl Api {
     /// `dlq.list`: dead letters, newest first.
     pub(super) async fn dlq_list(
         &self,
-        tenant: Option<&str>,
-        limit: u64,
-        include_redriven: bool,
-    ) -> Result<Value, ApiError> {
+        request: DlqListRequest,
+    ) -> Result<DeadLetterList, ApiError> {
+        let limit = request.limit();
+        let include_redriven = request.include_redriven.unwrap_or(false);
         let conn = self.pool.get().await?;
         let rows = conn
             .query(
@@ -23,25 +22,25 @@ impl Api {
                    FROM dead_letters \
                   WHERE ($1::text IS NULL OR tenant = $1) AND ($2 OR redriven_at IS NULL) \
                   ORDER BY created_at DESC, dead_letter_id DESC LIMIT $3",
-                &[&tenant, &include_redriven, &bigint(limit + 1)],
+                &[&request.tenant, &include_redriven, &bigint(limit + 1)],
             )
             .await?;
         let more = rows.len() as u64 > limit;
-        let mut letters = Vec::with_capacity(rows.len());
+        let mut dead_letters = Vec::with_capacity(rows.len());
         for row in rows
             .iter()
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
         {
-            letters.push(json!({
-                "dead_letter_id": row.try_get::<_, String>(0)?,
-                "tenant": row.try_get::<_, String>(1)?,
-                "reason": row.try_get::<_, String>(2)?,
-                "message": row.try_get::<_, Option<String>>(3)?,
-                "subject": row.try_get::<_, String>(4)?,
-                "created_at": row.try_get::<_, DateTime<Utc>>(5)?,
-                "redriven_at": row.try_get::<_, Option<DateTime<Utc>>>(6)?,
-            }));
+            dead_letters.push(DeadLetterSummary {
+                dead_letter_id: row.try_get(0)?,
+                tenant: row.try_get(1)?,
+                reason: row.try_get(2)?,
+                message: row.try_get(3)?,
+                subject: row.try_get(4)?,
+                created_at: row.try_get(5)?,
+                redriven_at: row.try_get(6)?,
+            });
         }
-        Ok(json!({ "more": more, "dead_letters": letters }))
+        Ok(DeadLetterList { more, dead_letters })
     }
 }

@@ -3,15 +3,19 @@
 
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use chrono::{DateTime, Utc};
+use runfleet_schemas::api::{DlqRedriveRequest, Redriven};
 use runfleet_schemas::{DeadLetter, headers};
-use serde_json::{Value, json};
 
 use super::Api;
 use super::error::{ApiError, no_dead_letter};
 
 impl Api {
     /// `dlq.redrive`: publishes the original message again (see the module docs).
-    pub(super) async fn dlq_redrive(&self, id: &str) -> Result<Value, ApiError> {
+    pub(super) async fn dlq_redrive(
+        &self,
+        request: DlqRedriveRequest,
+    ) -> Result<Redriven, ApiError> {
+        let id = request.dead_letter_id.as_str();
         let mut conn = self.pool.get().await?;
         // The row lock serializes concurrent redrives of this dead letter.
         let tx = conn.transaction().await?;
@@ -72,14 +76,14 @@ impl Api {
             duplicate = ack.duplicate,
             "dead letter re-driven"
         );
-        Ok(json!({
-            "dead_letter_id": id,
-            "subject": subject,
-            "stream": ack.stream,
-            "sequence": ack.sequence,
-            "duplicate": ack.duplicate,
-            "redriven_at": redriven_at,
-        }))
+        Ok(Redriven {
+            dead_letter_id: id.to_owned(),
+            subject,
+            stream: ack.stream,
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+            redriven_at,
+        })
     }
 }
 
@@ -117,6 +121,7 @@ fn redrive_headers(id: &str, letter: &DeadLetter) -> Result<HeaderMap, ApiError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn redrive_replaces_the_msg_id_and_keeps_the_rest() {

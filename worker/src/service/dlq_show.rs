@@ -1,14 +1,17 @@
 //! `dlq.show`: one stored dead letter.
 
-use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use runfleet_schemas::api::{DeadLetterShown, DlqShowRequest};
 
 use super::Api;
 use super::error::{ApiError, no_dead_letter};
 
 impl Api {
     /// `dlq.show`: the stored dead letter.
-    pub(super) async fn dlq_show(&self, id: &str) -> Result<Value, ApiError> {
+    pub(super) async fn dlq_show(
+        &self,
+        request: DlqShowRequest,
+    ) -> Result<DeadLetterShown, ApiError> {
+        let id = request.dead_letter_id;
         let conn = self.pool.get().await?;
         let row = conn
             .query_opt(
@@ -16,12 +19,12 @@ impl Api {
                 &[&id],
             )
             .await?
-            .ok_or_else(|| no_dead_letter(id))?;
-        Ok(json!({
-            "dead_letter_id": id,
-            "created_at": row.try_get::<_, DateTime<Utc>>(1)?,
-            "redriven_at": row.try_get::<_, Option<DateTime<Utc>>>(2)?,
-            "dead_letter": row.try_get::<_, Value>(0)?,
-        }))
+            .ok_or_else(|| no_dead_letter(&id))?;
+        Ok(DeadLetterShown {
+            created_at: row.try_get(1)?,
+            redriven_at: row.try_get(2)?,
+            dead_letter: row.try_get(0)?,
+            dead_letter_id: id,
+        })
     }
 }

@@ -1,20 +1,19 @@
 //! `events.after`: a run's events after a seq, a page at a time.
 
-use serde_json::{Value, json};
+use runfleet_schemas::api::{EventsAfterRequest, EventsPage};
 
 use super::Api;
 use super::error::{ApiError, no_run};
 use super::fields::bigint;
 
 impl Api {
-    /// `events.after`: up to `limit` events with seq > `after`, in order.
+    /// `events.after`: up to `limit` events with seq > `after_seq`, in order.
     pub(super) async fn events_after(
         &self,
-        tenant: &str,
-        run_id: &str,
-        after: u64,
-        limit: u64,
-    ) -> Result<Value, ApiError> {
+        request: EventsAfterRequest,
+    ) -> Result<EventsPage, ApiError> {
+        let (after, limit) = (request.after_seq(), request.limit());
+        let EventsAfterRequest { tenant, run_id, .. } = request;
         let conn = self.pool.get().await?;
         let last_seq: i64 = conn
             .query_opt(
@@ -22,7 +21,7 @@ impl Api {
                 &[&tenant, &run_id],
             )
             .await?
-            .ok_or_else(|| no_run(tenant, run_id))?
+            .ok_or_else(|| no_run(&tenant, &run_id))?
             .try_get(0)?;
         // One more than asked for, to know whether there are more.
         let rows = conn
@@ -40,16 +39,16 @@ impl Api {
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
         {
             next_after = row.try_get(0)?;
-            events.push(row.try_get::<_, Value>(1)?);
+            events.push(row.try_get(1)?);
         }
-        Ok(json!({
-            "tenant": tenant,
-            "run_id": run_id,
-            "after_seq": after,
-            "last_seq": last_seq.max(0),
-            "next_after_seq": next_after,
-            "more": more,
-            "events": events,
-        }))
+        Ok(EventsPage {
+            tenant,
+            run_id,
+            after_seq: after,
+            last_seq: last_seq.max(0),
+            next_after_seq: next_after,
+            more,
+            events,
+        })
     }
 }

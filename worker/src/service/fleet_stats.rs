@@ -1,9 +1,9 @@
 //! `fleet.stats`: workers, commands, runs and dead letters, from one snapshot.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde_json::{Map, Value, json};
+use runfleet_schemas::api::{DeadLetterCounts, FleetStats, FleetStatsRequest, WorkerSummary};
 
 use super::Api;
 use super::error::ApiError;
@@ -34,7 +34,10 @@ const RUN_STATUSES: [&str; 6] = [
 
 impl Api {
     /// `fleet.stats`: workers, commands, runs and dead letters, from one snapshot.
-    pub(super) async fn fleet_stats(&self) -> Result<Value, ApiError> {
+    pub(super) async fn fleet_stats(
+        &self,
+        _request: FleetStatsRequest,
+    ) -> Result<FleetStats, ApiError> {
         let mut conn = self.pool.get().await?;
         let tx = conn
             .build_transaction()
@@ -56,17 +59,17 @@ impl Api {
             .await?;
         let mut listed = Vec::with_capacity(workers.len());
         for row in &workers {
-            listed.push(json!({
-                "worker_id": row.try_get::<_, String>(0)?,
-                "host": row.try_get::<_, String>(1)?,
-                "pid": row.try_get::<_, i32>(2)?,
-                "version": row.try_get::<_, String>(3)?,
-                "started_at": row.try_get::<_, DateTime<Utc>>(4)?,
-                "last_seen": row.try_get::<_, DateTime<Utc>>(5)?,
-                "stopped_at": row.try_get::<_, Option<DateTime<Utc>>>(6)?,
-                "alive": row.try_get::<_, bool>(7)?,
-                "in_flight": row.try_get::<_, i64>(8)?,
-            }));
+            listed.push(WorkerSummary {
+                worker_id: row.try_get(0)?,
+                host: row.try_get(1)?,
+                pid: row.try_get(2)?,
+                version: row.try_get(3)?,
+                started_at: row.try_get(4)?,
+                last_seen: row.try_get(5)?,
+                stopped_at: row.try_get(6)?,
+                alive: row.try_get(7)?,
+                in_flight: row.try_get(8)?,
+            });
         }
         let commands = counts(
             &tx.query("SELECT status, count(*) FROM commands GROUP BY status", &[])
@@ -86,26 +89,26 @@ impl Api {
                 &[],
             )
             .await?;
-        let answer = json!({
-            "at": dead.try_get::<_, DateTime<Utc>>(2)?,
-            "workers": listed,
-            "commands_by_status": commands,
-            "runs_by_status": runs,
-            "dead_letters": {
-                "pending": dead.try_get::<_, i64>(0)?,
-                "redriven": dead.try_get::<_, i64>(1)?,
+        let answer = FleetStats {
+            at: dead.try_get(2)?,
+            workers: listed,
+            commands_by_status: commands,
+            runs_by_status: runs,
+            dead_letters: DeadLetterCounts {
+                pending: dead.try_get(0)?,
+                redriven: dead.try_get(1)?,
             },
-        });
+        };
         tx.commit().await?;
         Ok(answer)
     }
 }
 
-/// `(status, count)` rows as an object listing every `known` status.
-fn counts(rows: &[tokio_postgres::Row], known: &[&str]) -> Result<Value, ApiError> {
-    let mut map: Map<String, Value> = known.iter().map(|s| ((*s).to_owned(), json!(0))).collect();
+/// `(status, count)` rows as counts of every `known` status (0 when absent).
+fn counts(rows: &[tokio_postgres::Row], known: &[&str]) -> Result<BTreeMap<String, i64>, ApiError> {
+    let mut map: BTreeMap<String, i64> = known.iter().map(|s| ((*s).to_owned(), 0)).collect();
     for row in rows {
-        map.insert(row.try_get(0)?, json!(row.try_get::<_, i64>(1)?));
+        map.insert(row.try_get(0)?, row.try_get(1)?);
     }
-    Ok(Value::Object(map))
+    Ok(map)
 }

@@ -11,8 +11,9 @@
 //!
 //! # Endpoints
 //!
-//! Subjects are `runfleet.api.<endpoint>` ([`API_PREFIX`]). Request and
-//! response bodies are JSON objects; an empty request body counts as `{}`,
+//! Subjects are `runfleet.api.<endpoint>` ([`API_PREFIX`]). Requests and
+//! answers are the types of [`runfleet_schemas::api`] (their JSON Schemas
+//! are committed with the messages'), as JSON objects; an empty request body counts as `{}`,
 //! `null` as an absent field, and unknown request fields are refused (so a
 //! misspelt field is not silently ignored). Timestamps are RFC 3339 in UTC.
 //!
@@ -104,38 +105,36 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use async_nats::service::{self, ServiceExt};
 use futures::StreamExt;
-use serde_json::Value;
+use runfleet_schemas::api::{
+    self, ApiRequest, CommandGetRequest, DlqListRequest, DlqRedriveRequest, DlqShowRequest,
+    EventsAfterRequest, FleetStatsRequest, RunStatusRequest,
+};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use self::error::ApiError;
-use self::fields::Fields;
 use crate::db::Pool;
 
 /// The micro service's name (`nats micro info runfleet`).
 pub const SERVICE_NAME: &str = "runfleet";
-/// The subject prefix of every endpoint: `runfleet.api.<endpoint>`.
-pub const API_PREFIX: &str = "runfleet.api";
+pub use runfleet_schemas::api::API_PREFIX;
 /// The service's description, as discovery shows it.
 pub const DESCRIPTION: &str =
     "runfleet worker fleet: run status, commands, events, dead letters, fleet statistics";
 /// Every endpoint, as its subject below [`API_PREFIX`].
 pub const ENDPOINTS: [&str; 7] = [
-    "run.status",
-    "command.get",
-    "events.after",
-    "dlq.list",
-    "dlq.show",
-    "dlq.redrive",
-    "fleet.stats",
+    RunStatusRequest::ENDPOINT,
+    CommandGetRequest::ENDPOINT,
+    EventsAfterRequest::ENDPOINT,
+    DlqListRequest::ENDPOINT,
+    DlqShowRequest::ENDPOINT,
+    DlqRedriveRequest::ENDPOINT,
+    FleetStatsRequest::ENDPOINT,
 ];
 
 /// Requests one endpoint handles at once (per worker).
 const CONCURRENCY: usize = 16;
-/// The largest `limit` of `events.after` and `dlq.list`.
-const MAX_LIMIT: u64 = 1000;
-/// The largest `after_seq` (PostgreSQL's bigint).
-const MAX_SEQ: u64 = i64::MAX as u64;
 
 /// Why the service could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -302,8 +301,7 @@ impl Api {
         let result = self
             .dispatch(endpoint, &request.message.payload)
             .instrument(span)
-            .await
-            .and_then(|value| self.encode(&value));
+            .await;
         let response = result.map_err(|err| {
             tracing::debug!(endpoint = endpoint.subject(), error = ?err, "request refused");
             err.into_service_error()
@@ -314,7 +312,7 @@ impl Api {
     }
 
     /// The JSON answer as bytes, if it fits in one message.
-    fn encode(&self, value: &Value) -> Result<bytes::Bytes, ApiError> {
+    fn encode<T: Serialize>(&self, value: &T) -> Result<bytes::Bytes, ApiError> {
         let body = serde_json::to_vec(value)
             .map_err(|err| ApiError::Internal(format!("cannot encode the answer: {err}")))?;
         // Leave room for the reply's headers.
@@ -328,52 +326,23 @@ impl Api {
         Ok(body.into())
     }
 
-    /// Parses the request of `endpoint` and handles it.
-    async fn dispatch(&self, endpoint: Endpoint, body: &[u8]) -> Result<Value, ApiError> {
+    /// Reads the request of `endpoint`, handles it and encodes its answer.
+    async fn dispatch(&self, endpoint: Endpoint, body: &[u8]) -> Result<bytes::Bytes, ApiError> {
         match endpoint {
-            Endpoint::RunStatus => {
-                let f = Fields::parse(body, &["tenant", "run_id"])?;
-                self.run_status(&f.text("tenant")?, &f.text("run_id")?)
-                    .await
-            }
-            Endpoint::CommandGet => {
-                let f = Fields::parse(body, &["tenant", "run_id", "command_id"])?;
-                self.command(
-                    &f.text("tenant")?,
-                    &f.text("run_id")?,
-                    &f.text("command_id")?,
-                )
-                .await
-            }
-            Endpoint::EventsAfter => {
-                let f = Fields::parse(body, &["tenant", "run_id", "after_seq", "limit"])?;
-                let (tenant, run_id) = (f.text("tenant")?, f.text("run_id")?);
-                let after = f.number("after_seq", 0, 0, MAX_SEQ)?;
-                let limit = f.number("limit", 100, 1, MAX_LIMIT)?;
-                self.events_after(&tenant, &run_id, after, limit).await
-            }
-            Endpoint::DlqList => {
-                let f = Fields::parse(body, &["tenant", "limit", "include_redriven"])?;
-                let tenant = f.optional_text("tenant")?;
-                let limit = f.number("limit", 50, 1, MAX_LIMIT)?;
-                let include_redriven = f.flag("include_redriven", false)?;
-                self.dlq_list(tenant.as_deref(), limit, include_redriven)
-                    .await
-            }
-            Endpoint::DlqShow => {
-                let f = Fields::parse(body, &["dead_letter_id"])?;
-                self.dlq_show(&f.text("dead_letter_id")?).await
-            }
-            Endpoint::DlqRedrive => {
-                let f = Fields::parse(body, &["dead_letter_id"])?;
-                self.dlq_redrive(&f.text("dead_letter_id")?).await
-            }
-            Endpoint::FleetStats => {
-                Fields::parse(body, &[])?;
-                self.fleet_stats().await
-            }
+            Endpoint::RunStatus => self.encode(&self.run_status(read(body)?).await?),
+            Endpoint::CommandGet => self.encode(&self.command(read(body)?).await?),
+            Endpoint::EventsAfter => self.encode(&self.events_after(read(body)?).await?),
+            Endpoint::DlqList => self.encode(&self.dlq_list(read(body)?).await?),
+            Endpoint::DlqShow => self.encode(&self.dlq_show(read(body)?).await?),
+            Endpoint::DlqRedrive => self.encode(&self.dlq_redrive(read(body)?).await?),
+            Endpoint::FleetStats => self.encode(&self.fleet_stats(read(body)?).await?),
         }
     }
+}
+
+/// A request body as `R`; a refusal (400) names the field.
+fn read<R: ApiRequest>(body: &[u8]) -> Result<R, ApiError> {
+    api::read_request(body).map_err(ApiError::BadRequest)
 }
 
 #[cfg(test)]

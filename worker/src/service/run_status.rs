@@ -1,7 +1,6 @@
 //! `run.status`: a run and its most recent commands, in seq order.
 
-use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use runfleet_schemas::api::{CommandSummary, RunStatusAnswer, RunStatusRequest};
 
 use super::Api;
 use super::error::{ApiError, no_run};
@@ -11,7 +10,11 @@ const MAX_COMMANDS: i64 = 1000;
 
 impl Api {
     /// `run.status`: the run and its (last 1000) commands.
-    pub(super) async fn run_status(&self, tenant: &str, run_id: &str) -> Result<Value, ApiError> {
+    pub(super) async fn run_status(
+        &self,
+        request: RunStatusRequest,
+    ) -> Result<RunStatusAnswer, ApiError> {
+        let RunStatusRequest { tenant, run_id } = request;
         let conn = self.pool.get().await?;
         let run = conn
             .query_opt(
@@ -23,7 +26,7 @@ impl Api {
                 &[&tenant, &run_id],
             )
             .await?
-            .ok_or_else(|| no_run(tenant, run_id))?;
+            .ok_or_else(|| no_run(&tenant, &run_id))?;
         let rows = conn
             .query(
                 "SELECT * FROM ( \
@@ -40,36 +43,36 @@ impl Api {
             .await?;
         let mut commands = Vec::with_capacity(rows.len());
         for row in &rows {
-            commands.push(json!({
-                "command_id": row.try_get::<_, String>(0)?,
-                "seq": row.try_get::<_, i64>(1)?,
-                "kind": row.try_get::<_, String>(2)?,
-                "status": row.try_get::<_, String>(3)?,
-                "attempt": row.try_get::<_, Option<i64>>(4)?,
-                "worker_id": row.try_get::<_, Option<String>>(5)?,
-                "started_at": row.try_get::<_, Option<DateTime<Utc>>>(6)?,
-                "finished_at": row.try_get::<_, Option<DateTime<Utc>>>(7)?,
-                "failure": row.try_get::<_, Option<Value>>(8)?,
-            }));
+            commands.push(CommandSummary {
+                command_id: row.try_get(0)?,
+                seq: row.try_get(1)?,
+                kind: row.try_get(2)?,
+                status: row.try_get(3)?,
+                attempt: row.try_get(4)?,
+                worker_id: row.try_get(5)?,
+                started_at: row.try_get(6)?,
+                finished_at: row.try_get(7)?,
+                failure: row.try_get(8)?,
+            });
         }
-        Ok(json!({
-            "tenant": tenant,
-            "run_id": run_id,
-            "status": run.try_get::<_, String>(0)?,
-            "profile": run.try_get::<_, String>(1)?,
-            "project": run.try_get::<_, String>(2)?,
-            "session_id": run.try_get::<_, Option<String>>(3)?,
-            "failure_kind": run.try_get::<_, Option<String>>(4)?,
-            "status_reason": run.try_get::<_, Option<String>>(5)?,
-            "next_seq": run.try_get::<_, i64>(6)?,
-            "spent": run.try_get::<_, Value>(7)?,
-            "budgets": run.try_get::<_, Value>(8)?,
-            "created_at": run.try_get::<_, DateTime<Utc>>(9)?,
-            "updated_at": run.try_get::<_, DateTime<Utc>>(10)?,
-            "lease_holder": run.try_get::<_, Option<String>>(11)?,
-            "lease_expires_at": run.try_get::<_, Option<DateTime<Utc>>>(12)?,
-            "commands_total": run.try_get::<_, i64>(13)?,
-            "commands": commands,
-        }))
+        Ok(RunStatusAnswer {
+            tenant,
+            run_id,
+            status: run.try_get(0)?,
+            profile: run.try_get(1)?,
+            project: run.try_get(2)?,
+            session_id: run.try_get(3)?,
+            failure_kind: run.try_get(4)?,
+            status_reason: run.try_get(5)?,
+            next_seq: run.try_get(6)?,
+            spent: run.try_get(7)?,
+            budgets: run.try_get(8)?,
+            created_at: run.try_get(9)?,
+            updated_at: run.try_get(10)?,
+            lease_holder: run.try_get(11)?,
+            lease_expires_at: run.try_get(12)?,
+            commands_total: run.try_get(13)?,
+            commands,
+        })
     }
 }

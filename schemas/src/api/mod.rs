@@ -1,0 +1,150 @@
+//! The fleet's operator API: the requests and answers of the workers' NATS
+//! micro service `runfleet`, one pair of types per endpoint.
+//!
+//! Every endpoint is one core-NATS request on `runfleet.api.<endpoint>`
+//! ([`API_PREFIX`], [`ApiRequest::ENDPOINT`]) whose body is the request as
+//! JSON; the answer is the endpoint's response as JSON, or a micro-service
+//! error (the `Nats-Service-Error` and `Nats-Service-Error-Code` headers,
+//! an empty body). The worker answers with these types and the `runfleet`
+//! CLI reads them, so a renamed field fails to compile rather than reading
+//! as absent; the JSON Schemas of both sides are generated with the
+//! messages' (`schemas/json/api.<endpoint>.request.json` and
+//! `….response.json`) for tools in other languages.
+//!
+//! Requests refuse unknown fields (a misspelt field is not silently
+//! ignored), read `null` as an absent field and an empty body as `{}`;
+//! [`ApiRequest::check`] refuses what the types alone cannot (empty
+//! identifiers, limits out of range), naming the field.
+//!
+//! | endpoint | request | response |
+//! |---|---|---|
+//! | `run.status` | [`RunStatusRequest`] | [`RunStatusAnswer`] |
+//! | `command.get` | [`CommandGetRequest`] | [`CommandAnswer`] |
+//! | `events.after` | [`EventsAfterRequest`] | [`EventsPage`] |
+//! | `dlq.list` | [`DlqListRequest`] | [`DeadLetterList`] |
+//! | `dlq.show` | [`DlqShowRequest`] | [`DeadLetterShown`] |
+//! | `dlq.redrive` | [`DlqRedriveRequest`] | [`Redriven`] |
+//! | `fleet.stats` | [`FleetStatsRequest`] | [`FleetStats`] |
+
+mod requests;
+mod responses;
+
+pub use requests::{
+    CommandGetRequest, DlqListRequest, DlqRedriveRequest, DlqShowRequest, EventsAfterRequest,
+    FleetStatsRequest, MAX_LIMIT, RunStatusRequest,
+};
+pub use responses::{
+    CommandAnswer, CommandSummary, DeadLetterCounts, DeadLetterList, DeadLetterShown,
+    DeadLetterSummary, EventsPage, FleetStats, Redriven, RunStatusAnswer, WorkerSummary,
+};
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The subject prefix of every endpoint: `runfleet.api.<endpoint>`.
+pub const API_PREFIX: &str = "runfleet.api";
+
+/// A request to one endpoint of the operator API, and what it answers.
+pub trait ApiRequest: Serialize + DeserializeOwned + JsonSchema + Send + Sync {
+    /// The endpoint's subject below [`API_PREFIX`], e.g. `run.status`.
+    const ENDPOINT: &'static str;
+    /// What the endpoint answers.
+    type Response: Serialize + DeserializeOwned + JsonSchema + Send;
+    /// What the types alone do not refuse: the message names the field.
+    ///
+    /// # Errors
+    /// The first field out of its bounds.
+    fn check(&self) -> Result<(), String>;
+}
+
+/// The subject of `R`'s endpoint: `runfleet.api.<endpoint>`.
+pub fn subject<R: ApiRequest>() -> String {
+    format!("{API_PREFIX}.{}", R::ENDPOINT)
+}
+
+/// Reads a request body as `R`: an empty body is `{}`; the message of a
+/// refusal names the field (`field `tenant`: …`, `unknown field …`).
+///
+/// # Errors
+/// When the body is not a JSON object of `R`'s fields, or fails [`ApiRequest::check`].
+pub fn read_request<R: ApiRequest>(body: &[u8]) -> Result<R, String> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let request: R = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            format!("the request body is not JSON: {inner}")
+        } else if path == "." || path.is_empty() {
+            // Unknown and missing fields name themselves.
+            inner.to_string()
+        } else {
+            format!("field `{path}`: {inner}")
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|err| format!("the request body is not JSON: {err}"))?;
+    request.check()?;
+    Ok(request)
+}
+
+/// Every endpoint's request and response schema: `(endpoint, request, response)`.
+pub fn schemas() -> Vec<(&'static str, serde_json::Value, serde_json::Value)> {
+    fn pair<R: ApiRequest>() -> (&'static str, serde_json::Value, serde_json::Value) {
+        (
+            R::ENDPOINT,
+            crate::generate::schema_value::<R>(),
+            crate::generate::schema_value::<R::Response>(),
+        )
+    }
+    vec![
+        pair::<RunStatusRequest>(),
+        pair::<CommandGetRequest>(),
+        pair::<EventsAfterRequest>(),
+        pair::<DlqListRequest>(),
+        pair::<DlqShowRequest>(),
+        pair::<DlqRedriveRequest>(),
+        pair::<FleetStatsRequest>(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_the_field() {
+        let missing = read_request::<RunStatusRequest>(br#"{"run_id": "r1"}"#).unwrap_err();
+        assert!(missing.contains("`tenant`"), "{missing}");
+        let unknown = read_request::<RunStatusRequest>(br#"{"runid": "x"}"#).unwrap_err();
+        assert!(unknown.contains("`runid`"), "{unknown}");
+        let limit = read_request::<EventsAfterRequest>(
+            br#"{"tenant": "acme", "run_id": "r1", "limit": 0}"#,
+        )
+        .unwrap_err();
+        assert!(limit.contains("`limit`"), "{limit}");
+        let typed =
+            read_request::<RunStatusRequest>(br#"{"tenant": 5, "run_id": "r1"}"#).unwrap_err();
+        assert!(typed.contains("`tenant`"), "{typed}");
+        let empty =
+            read_request::<RunStatusRequest>(br#"{"tenant": "", "run_id": "r1"}"#).unwrap_err();
+        assert!(empty.contains("`tenant`"), "{empty}");
+        let not_json = read_request::<RunStatusRequest>(b"{").unwrap_err();
+        assert!(not_json.contains("not JSON"), "{not_json}");
+    }
+
+    #[test]
+    fn an_empty_body_is_an_empty_object_and_null_is_absent() {
+        assert!(read_request::<FleetStatsRequest>(b"").is_ok());
+        assert!(read_request::<FleetStatsRequest>(b" {} ").is_ok());
+        let list = read_request::<DlqListRequest>(br#"{"tenant": null, "limit": null}"#).unwrap();
+        assert_eq!(list, DlqListRequest::default());
+        assert!(read_request::<FleetStatsRequest>(br#"{"x": 1}"#).is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! The operator API's answers, one type per endpoint.
+//!
+//! Absent values are `null` (never left out). The contract's own messages
+//! embedded in an answer (a command as received, a receipt, events, a dead
+//! letter) are carried as JSON values: their schemas are the messages'
+//! own. Answers may gain fields; readers ignore the ones they do not know.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `run.status`: a run and its most recent commands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunStatusAnswer {
+    /// The run's tenant.
+    pub tenant: String,
+    /// The run.
+    pub run_id: String,
+    /// The run's status (`pending`, `claimed`, `completed`, `failed`, `blocked`, `cancelled`).
+    pub status: String,
+    /// Its backend profile.
+    pub profile: String,
+    /// Its project.
+    pub project: String,
+    /// Its session, if any.
+    pub session_id: Option<String>,
+    /// Why it ended, when it failed or was blocked.
+    pub failure_kind: Option<String>,
+    /// The reason given with its last status change.
+    pub status_reason: Option<String>,
+    /// The seq its next command must have.
+    pub next_seq: i64,
+    /// What it has spent so far, per currency.
+    pub spent: Value,
+    /// Its budgets, from its `run.create` (`{}` when none).
+    pub budgets: Value,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The worker holding its lease, if any.
+    pub lease_holder: Option<String>,
+    /// When that lease expires.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// How many commands it has recorded.
+    pub commands_total: i64,
+    /// Its last 1000 commands, in seq order.
+    pub commands: Vec<CommandSummary>,
+}
+
+/// One command of [`RunStatusAnswer`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CommandSummary {
+    /// The command.
+    pub command_id: String,
+    /// Its seq in the run.
+    pub seq: i64,
+    /// `turn`, `steer` or `close`.
+    pub kind: String,
+    /// Its status.
+    pub status: String,
+    /// The attempt that last claimed it.
+    pub attempt: Option<i64>,
+    /// The worker that last claimed it.
+    pub worker_id: Option<String>,
+    /// When it started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Its receipt's `failure` (`{"kind", "message"}`), if it failed.
+    pub failure: Option<Value>,
+}
+
+/// `command.get`: a command, its receipt and its journaled steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CommandAnswer {
+    /// The run's tenant.
+    pub tenant: String,
+    /// The run.
+    pub run_id: String,
+    /// The command.
+    pub command_id: String,
+    /// Its seq in the run.
+    pub seq: i64,
+    /// `turn`, `steer` or `close`.
+    pub kind: String,
+    /// Its status.
+    pub status: String,
+    /// The attempt that last claimed it.
+    pub attempt: Option<i64>,
+    /// The worker that last claimed it.
+    pub worker_id: Option<String>,
+    /// The fencing token of its last claim.
+    pub fencing_token: Option<i64>,
+    /// Its idempotency key.
+    pub idempotency_key: String,
+    /// The `command.create` as received.
+    pub message: Value,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+    /// When it started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The journaled `receipt`, once there is one.
+    pub receipt: Option<Value>,
+    /// The journaled step names, in the order written.
+    pub steps: Vec<String>,
+}
+
+/// `events.after`: a page of a run's events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventsPage {
+    /// The run's tenant.
+    pub tenant: String,
+    /// The run.
+    pub run_id: String,
+    /// The request's `after_seq`.
+    pub after_seq: u64,
+    /// The run's last event seq (0 before its first event).
+    pub last_seq: i64,
+    /// Ask again with this `after_seq` for the next page.
+    pub next_after_seq: i64,
+    /// Whether there are events after this page.
+    pub more: bool,
+    /// The events (`event` messages), in seq order.
+    pub events: Vec<Value>,
+}
+
+/// `dlq.list`: dead letters, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeadLetterList {
+    /// Whether there are more than were listed.
+    pub more: bool,
+    /// The dead letters.
+    pub dead_letters: Vec<DeadLetterSummary>,
+}
+
+/// One dead letter of [`DeadLetterList`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeadLetterSummary {
+    /// The dead letter.
+    pub dead_letter_id: String,
+    /// The tenant of its original subject.
+    pub tenant: String,
+    /// Its failure kind.
+    pub reason: String,
+    /// Its explanation.
+    pub message: Option<String>,
+    /// Its original subject.
+    pub subject: String,
+    /// When it was dead-lettered.
+    pub created_at: DateTime<Utc>,
+    /// When it was re-driven, if it was.
+    pub redriven_at: Option<DateTime<Utc>>,
+}
+
+/// `dlq.show`: one stored dead letter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeadLetterShown {
+    /// The dead letter.
+    pub dead_letter_id: String,
+    /// When it was dead-lettered.
+    pub created_at: DateTime<Utc>,
+    /// When it was re-driven, if it was.
+    pub redriven_at: Option<DateTime<Utc>>,
+    /// The stored `dead-letter` message.
+    pub dead_letter: Value,
+}
+
+/// `dlq.redrive`: where JetStream stored the re-driven message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Redriven {
+    /// The dead letter.
+    pub dead_letter_id: String,
+    /// The subject it was published on (its original one).
+    pub subject: String,
+    /// The stream that stored it.
+    pub stream: String,
+    /// Its sequence there.
+    pub sequence: u64,
+    /// Whether JetStream took it for a duplicate of an earlier redrive.
+    pub duplicate: bool,
+    /// When the dead letter was marked re-driven.
+    pub redriven_at: DateTime<Utc>,
+}
+
+/// `fleet.stats`: workers, commands, runs and dead letters, from one snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FleetStats {
+    /// When the snapshot was taken.
+    pub at: DateTime<Utc>,
+    /// The workers seen in the last 24 h.
+    pub workers: Vec<WorkerSummary>,
+    /// Commands per status; every status is listed, 0 when it has none.
+    pub commands_by_status: BTreeMap<String, i64>,
+    /// Runs per status; every status is listed, 0 when it has none.
+    pub runs_by_status: BTreeMap<String, i64>,
+    /// Dead letters.
+    pub dead_letters: DeadLetterCounts,
+}
+
+/// One worker of [`FleetStats`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WorkerSummary {
+    /// The worker.
+    pub worker_id: String,
+    /// Its host.
+    pub host: String,
+    /// Its process id.
+    pub pid: i32,
+    /// Its version.
+    pub version: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it last registered.
+    pub last_seen: DateTime<Utc>,
+    /// When it stopped, if it stopped cleanly.
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// Seen within 30 s and not stopped.
+    pub alive: bool,
+    /// Its `running` commands.
+    pub in_flight: i64,
+}
+
+/// Dead letters of [`FleetStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeadLetterCounts {
+    /// Not re-driven.
+    pub pending: i64,
+    /// Re-driven.
+    pub redriven: i64,
+}
