@@ -164,7 +164,7 @@ pub async fn wait_for_receipt(
     tokio::time::timeout(timeout, search)
         .await
         .map_err(|_| ProducerError::Timeout {
-            what: format!("the receipt of command {command_id} (run {run_id})"),
+            what: format!("receipt of command {command_id} (run {run_id})"),
             waited: timeout,
         })?
 }

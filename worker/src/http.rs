@@ -1,8 +1,8 @@
 //! The worker's HTTP listener: liveness, readiness and metrics.
 //!
-//! [`serve`] binds an address, spawns the server and returns the bound
-//! address; the server stops accepting as soon as its [`CancellationToken`]
-//! is cancelled and finishes the requests under way.
+//! [`serve`] binds an address, spawns the server as a service of the
+//! worker's [`TaskTree`] and returns the bound address; the server stops
+//! accepting as soon as the tree stops and finishes the requests under way.
 //!
 //! | route | answer |
 //! |---|---|
@@ -27,14 +27,13 @@
 //!
 //! ```no_run
 //! # async fn example(readiness: std::sync::Arc<dyn runfleet_worker::http::Readiness>) {
-//! use runfleet_worker::{http, metrics::Metrics};
-//! use tokio_util::sync::CancellationToken;
+//! use runfleet_worker::{http, metrics::Metrics, tasks::TaskTree};
 //!
-//! let stop = CancellationToken::new();
+//! let tasks = TaskTree::new();
 //! let addr = "127.0.0.1:9090".parse().expect("valid address");
-//! let bound = http::serve(addr, Metrics::new(), readiness, stop.clone()).await;
+//! let bound = http::serve(addr, Metrics::new(), readiness, &tasks).await;
 //! // ... later, on shutdown:
-//! stop.cancel();
+//! tasks.stop(std::time::Duration::from_secs(5)).await;
 //! # }
 //! ```
 
@@ -52,9 +51,9 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+use crate::tasks::TaskTree;
 
 /// The content type of `GET /metrics`: what `prometheus-client`'s text
 /// encoder produces.
@@ -115,8 +114,8 @@ struct AppState {
 /// Binds `addr`, spawns the HTTP server and returns the address actually
 /// bound (so port `0` picks a free port).
 ///
-/// The server stops accepting connections as soon as `stop` is cancelled,
-/// then finishes the requests under way in the background.
+/// The server is a service of `tasks`: it stops accepting connections as
+/// soon as they stop, then finishes the requests under way.
 ///
 /// # Errors
 ///
@@ -125,14 +124,14 @@ pub async fn serve(
     addr: SocketAddr,
     metrics: Metrics,
     readiness: Arc<dyn Readiness>,
-    stop: CancellationToken,
+    tasks: &TaskTree,
 ) -> Result<SocketAddr, HttpError> {
     let bind_error = |source| HttpError::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
 
     let app = router(AppState { metrics, readiness });
-    tokio::spawn(async move {
+    tasks.spawn_service("http", |stop| async move {
         let server = axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await });
         // `axum::serve` only fails if accepting fails fatally; it logs and
@@ -282,14 +281,14 @@ mod tests {
         (status, head.to_owned(), body.to_owned())
     }
 
-    async fn start(readiness: Arc<dyn Readiness>) -> (SocketAddr, Metrics, CancellationToken) {
+    async fn start(readiness: Arc<dyn Readiness>) -> (SocketAddr, Metrics, TaskTree) {
         let metrics = Metrics::new();
-        let stop = CancellationToken::new();
+        let stop = TaskTree::new();
         let addr = serve(
             "127.0.0.1:0".parse().expect("address"),
             metrics.clone(),
             readiness,
-            stop.clone(),
+            &stop,
         )
         .await
         .expect("serve");
@@ -331,7 +330,7 @@ mod tests {
         let (status, _, _) = get(addr, "/nope").await;
         assert_eq!(status, 404);
 
-        stop.cancel();
+        stop.stop(Duration::from_secs(5)).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
         loop {
             if TcpStream::connect(addr).await.is_err() {
@@ -352,27 +351,22 @@ mod tests {
         assert_eq!(status, 200);
         let json: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(json["ready"], true);
-        stop.cancel();
+        stop.stop(Duration::from_secs(5)).await;
     }
 
     #[tokio::test]
     async fn bind_error_names_the_address() {
         let (addr, _metrics, stop) = start(Arc::new(AllReady)).await;
-        let error = serve(
-            addr,
-            Metrics::new(),
-            Arc::new(AllReady),
-            CancellationToken::new(),
-        )
-        .await
-        .expect_err("port in use");
+        let error = serve(addr, Metrics::new(), Arc::new(AllReady), &TaskTree::new())
+            .await
+            .expect_err("port in use");
         assert!(
             error
                 .to_string()
                 .starts_with(&format!("cannot listen on {addr}: ")),
             "{error}"
         );
-        stop.cancel();
+        stop.stop(Duration::from_secs(5)).await;
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! What `/readyz` checks: NATS connected, PostgreSQL reachable, and the
-//! schema at the version this build expects. Details name the dependency
+//! What `/readyz` checks: NATS connected, PostgreSQL reachable, the
+//! schema at the version this build expects, and every background task
+//! of the worker still running. Details name the dependency
 //! and the cause, never a URL or credential.
 
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub struct WorkerReadiness {
     /// Cancelled when the worker starts shutting down (it is then not ready
     /// for new work while it drains).
     pub stopping: tokio_util::sync::CancellationToken,
+    /// The worker's background tasks: one that died makes it not ready.
+    pub tasks: crate::tasks::TaskTree,
 }
 
 impl Readiness for WorkerReadiness {
@@ -55,6 +58,14 @@ impl Readiness for WorkerReadiness {
                 ),
             };
             let mut checks = vec![nats, postgres, migrations];
+            let died = self.tasks.died();
+            if !died.is_empty() {
+                checks.push(status(
+                    "tasks",
+                    false,
+                    &format!("background task stopped: {}", died.join("; ")),
+                ));
+            }
             if self.stopping.is_cancelled() {
                 checks.push(status(
                     "worker",

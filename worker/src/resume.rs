@@ -19,9 +19,9 @@ use async_nats::jetstream;
 use chrono::Utc;
 use runfleet_schemas::{RunId, Tenant, headers, subjects};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::journal::{Among, Journal, Parked};
+use crate::tasks::TaskTree;
 
 /// How often the sweep runs.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -47,17 +47,17 @@ impl Resumer {
     }
 }
 
-/// Starts the resumer; it stops when `stop` is cancelled. `give_up_after`
-/// is how long a command may wait for its turn in all
+/// Starts the resumer, a service of `tasks` (it stops with them).
+/// `give_up_after` is how long a command may wait for its turn in all
 /// (`max_attempts × order_wait`).
 pub fn start(
     journal: Journal,
     js: jetstream::Context,
     give_up_after: Duration,
-    stop: CancellationToken,
+    tasks: &TaskTree,
 ) -> Resumer {
     let (moved, mut queue) = mpsc::channel::<(String, String)>(4096);
-    tokio::spawn(async move {
+    tasks.spawn_service("resumer", |stop| async move {
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -37,6 +37,7 @@ use crate::readiness::WorkerReadiness;
 use crate::redact::Redactor;
 use crate::run_log::RunLog;
 use crate::setup::{self, SetupError};
+use crate::tasks::TaskTree;
 use crate::waiters::Waiters;
 use crate::workspace::RunDirs;
 
@@ -46,6 +47,8 @@ const PULL_EXPIRY: Duration = Duration::from_secs(1);
 const REGISTRATION_INTERVAL: Duration = Duration::from_secs(10);
 /// After the grace period, how long aborted commands get to hand their messages back.
 const ABORT_GRACE: Duration = Duration::from_secs(5);
+/// How long background tasks get to stop once the drain is over.
+const TASKS_GRACE: Duration = Duration::from_secs(5);
 
 /// Why the worker could not run.
 #[derive(Debug, thiserror::Error)]
@@ -145,9 +148,12 @@ pub async fn run_with(
         Some(run_log.clone()),
         launcher,
     );
-    let background = CancellationToken::new();
+    // Every background task, named and stopped together after the drain.
+    let tasks = TaskTree::new();
     let waiters = Waiters::default();
-    tokio::spawn(waiters.clone().listen(client.clone(), background.clone()));
+    tasks.spawn_service("wake-ups", |stop| {
+        waiters.clone().listen(client.clone(), stop)
+    });
     let cancels = Cancels::default();
     let metrics = Metrics::new();
     if let Some(addr) = config.http_addr {
@@ -155,22 +161,24 @@ pub async fn run_with(
             client: client.clone(),
             pool: pool.clone(),
             stopping: shutdown.clone(),
+            tasks: tasks.clone(),
         });
-        http::serve(addr, metrics.clone(), readiness, background.clone()).await?;
+        http::serve(addr, metrics.clone(), readiness, &tasks).await?;
     }
-    tokio::spawn({
-        let (client, pool, stop) = (client.clone(), pool.clone(), background.clone());
+    tasks.spawn_service("micro-service", |stop| {
+        let (client, pool) = (client.clone(), pool.clone());
         async move {
             if let Err(err) = crate::service::serve(client, pool, stop).await {
-                tracing::warn!(error = %err, "the runfleet micro service stopped");
+                tracing::error!(error = %err, "the runfleet micro service stopped");
             }
         }
     });
-    tokio::spawn(keep_registered(
-        journal.clone(),
-        worker_id.clone(),
-        background.clone(),
-    ));
+    tasks.spawn_service("registration", |stop| {
+        keep_registered(journal.clone(), worker_id.clone(), stop)
+    });
+    tasks.spawn_service("sessions", |stop| {
+        crate::service::sessions::serve(client.clone(), pool.clone(), stop)
+    });
 
     let shared = Arc::new(Shared {
         config: config.clone(),
@@ -190,32 +198,35 @@ pub async fn run_with(
             journal.clone(),
             js.clone(),
             config.give_up_waiting_after(),
-            background.clone(),
+            &tasks,
         ),
         max_payload: config.effective_max_payload(client.server_info().max_payload),
-        abort: CancellationToken::new(),
+        // Cancelled after the shutdown grace, or with the tree.
+        abort: tasks.stop_token(),
     });
-    tokio::spawn(cancels.listen(client.clone(), background.clone(), {
-        let shared = shared.clone();
-        move |tenant, run_id| {
+    tasks.spawn_service("cancel-broadcasts", |stop| {
+        let (shared, tasks) = (shared.clone(), tasks.clone());
+        cancels.listen(client.clone(), stop, move |tenant, run_id| {
             let shared = shared.clone();
-            tokio::spawn(async move { close_kept_run(&shared, &tenant, &run_id).await });
-        }
-    }));
-    tokio::spawn(crate::service::sessions::serve(
-        client.clone(),
-        pool.clone(),
-        background.clone(),
-    ));
-    let control_task = tokio::spawn(pull_control(control, shared.clone(), shutdown.clone()));
+            tasks.spawn_job("close-cancelled-run", async move {
+                close_kept_run(&shared, &tenant, &run_id).await;
+            });
+        })
+    });
+    // Stops pulling at the shutdown request (control messages are handed
+    // back during the drain), so it is awaited, not a service.
+    let control_task = tasks.spawn_job(
+        "control-consumer",
+        pull_control(control, shared.clone(), shutdown.clone()),
+    );
     let slots = Arc::new(Semaphore::new(config.concurrency().get()));
-    let mut tasks = JoinSet::new();
-    pull_until_shutdown(&consumer, &shared, &slots, &mut tasks, &shutdown).await;
+    let mut in_flight = JoinSet::new();
+    pull_until_shutdown(&consumer, &shared, &slots, &mut in_flight, &shutdown).await;
 
-    drain(&shared, &mut tasks, config.shutdown_grace).await;
+    drain(&shared, &mut in_flight, config.shutdown_grace).await;
     let _ = control_task.await;
     backends.shutdown().await;
-    background.cancel();
+    tasks.stop(TASKS_GRACE).await;
     let _ = journal.touch_worker(&worker_id, true).await;
     let _ = client.flush().await;
     tracing::info!(worker.id = %worker_id, "worker stopped");

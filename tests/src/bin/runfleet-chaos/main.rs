@@ -114,6 +114,33 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Waits until the work consumer has nothing pending and nothing unacked
+/// (a failed look, during a leader election say, is tried again).
+async fn all_acked(stack: &Stack, limit: Duration) -> anyhow::Result<()> {
+    let js = stack.jetstream().await?;
+    let started = Instant::now();
+    loop {
+        let looked = backlog(&js).await;
+        if matches!(looked, Ok((0, 0))) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < limit,
+            "the work consumer is not empty: {looked:?} (pending, unacked)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The work consumer's (pending, unacked) messages.
+async fn backlog(js: &async_nats::jetstream::Context) -> anyhow::Result<(u64, usize)> {
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_consumer_from_stream("runfleet-workers", runfleet_schemas::subjects::WORK_STREAM)
+        .await?;
+    let info = consumer.info().await?;
+    Ok((info.num_pending, info.num_ack_pending))
+}
+
 /// Runs one scenario and prints its line; whether every check held.
 async fn run(scenario: &Scenario, commands: usize, timeout: Duration) -> anyhow::Result<bool> {
     let mut stack = Stack::start(WORKERS).await?;
@@ -152,8 +179,12 @@ async fn run(scenario: &Scenario, commands: usize, timeout: Duration) -> anyhow:
     }
     let elapsed = started.elapsed();
     publishing.await??;
-    // Let the last acks and publishes land before reading the streams.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A command's receipt is committed before it is published, and its
+    // message acked only after that publish: once the work consumer holds
+    // nothing (every message acked), every receipt is on its stream — a
+    // publish that failed during a failover is made by the redelivery's
+    // replay, which can land after the last commit.
+    all_acked(&stack, timeout.saturating_sub(started.elapsed())).await?;
     let verdict = check::verify(&stack, total).await?;
     let ok = verdict.passed() && pending.is_empty();
     println!(

@@ -1,0 +1,62 @@
+//! `runfleet command send`: one turn of a run; prints its id, or with
+//! `--wait` its receipt.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use runfleet_producer::{ProducerError, new_command};
+use runfleet_schemas::CommandKind;
+
+use crate::cli::{Cli, RunTarget};
+use crate::{connect, input, print};
+
+#[derive(Debug, Args)]
+pub(crate) struct CommandSendArgs {
+    #[command(flatten)]
+    target: RunTarget,
+    /// Its position in the run (1, 2, …).
+    #[arg(long)]
+    seq: u64,
+    /// `turn`, `steer` or `close`.
+    #[arg(long, default_value = "turn")]
+    kind: String,
+    /// The payload as JSON; `@FILE` reads a file, `-` (the default) reads stdin.
+    #[arg(long, default_value = "-")]
+    payload: String,
+    /// Wait for the receipt and print it (exit code 3 if it did not complete).
+    #[arg(long)]
+    wait: bool,
+    /// How long `--wait` waits.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+pub(crate) async fn run(cli: &Cli, args: &CommandSendArgs) -> anyhow::Result<ExitCode> {
+    let (tenant, run_id) = args.target.parse().map_err(ProducerError::from)?;
+    let Ok(kind) =
+        serde_json::from_value::<CommandKind>(serde_json::Value::String(args.kind.clone()))
+    else {
+        return Ok(print::invalid(
+            cli,
+            &format!("--kind must be turn, steer or close, not {:?}", args.kind),
+        ));
+    };
+    let payload = match input::payload(&args.payload) {
+        Ok(payload) => payload,
+        Err(err) => return Ok(print::invalid(cli, &format!("{err:#}"))),
+    };
+    let command = new_command(&tenant, &run_id, args.seq, kind, payload);
+    let producer = connect(cli).await?;
+    let accepted = producer.send_command(&command).await?;
+    if !args.wait {
+        let json =
+            serde_json::json!({"command_id": command.command_id, "duplicate": accepted.duplicate});
+        print::report(cli, &json, || command.command_id.to_string());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let progress = print::waiting(cli, command.command_id.as_str(), args.timeout);
+    let receipt = producer.wait_for_receipt(&command, args.timeout).await;
+    progress.finish_and_clear();
+    Ok(print::receipt(cli, &receipt?))
+}

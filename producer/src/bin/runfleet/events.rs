@@ -1,0 +1,53 @@
+//! `runfleet events`: a run's events in seq order, each once; with
+//! `--follow`, new ones as they come.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use futures::StreamExt;
+use runfleet_producer::{ProducerError, follow};
+use runfleet_schemas::Event;
+
+use crate::cli::{Cli, RunTarget};
+use crate::{connect, print};
+
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    #[command(flatten)]
+    target: RunTarget,
+    /// The first event seq to print.
+    #[arg(long, default_value_t = 1)]
+    from: u64,
+    /// Keep following new events until Ctrl-C.
+    #[arg(long)]
+    follow: bool,
+}
+
+pub(crate) async fn run(cli: &Cli, args: &EventsArgs) -> anyhow::Result<ExitCode> {
+    let (tenant, run_id) = args.target.parse().map_err(ProducerError::from)?;
+    let producer = connect(cli).await?;
+    let show = |event: &Event| {
+        print::report(cli, event, || {
+            format!(
+                "{:>5}  {}  {}",
+                event.seq,
+                event.at.format("%H:%M:%S%.3f"),
+                serde_json::to_string(&event.body).unwrap_or_default()
+            )
+        });
+    };
+    if args.follow {
+        let events = follow::events(producer.jetstream(), &tenant, &run_id, args.from).await?;
+        futures::pin_mut!(events);
+        while let Some(event) = events.next().await {
+            show(&event?);
+        }
+    } else {
+        let events =
+            follow::events_so_far(producer.jetstream(), &tenant, &run_id, args.from).await?;
+        for event in &events {
+            show(event);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,67 @@
+//! `runfleet fleet`: workers, commands and runs by state, dead-letter depth.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use runfleet_producer::inspect;
+use runfleet_schemas::api::FleetStats;
+
+use crate::cli::Cli;
+use crate::{connect, print};
+
+#[derive(Debug, Args)]
+pub(crate) struct FleetArgs {
+    /// Refresh every 2 s until Ctrl-C.
+    #[arg(long)]
+    watch: bool,
+}
+
+pub(crate) async fn run(cli: &Cli, args: &FleetArgs) -> anyhow::Result<ExitCode> {
+    let producer = connect(cli).await?;
+    loop {
+        let stats = inspect::fleet_stats(producer.client()).await?;
+        if args.watch && !cli.json {
+            print!("\x1b[2J\x1b[H");
+        }
+        print::report(cli, &stats, || text(&stats));
+        if !args.watch {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// The fleet overview as text.
+fn text(stats: &FleetStats) -> String {
+    let mut text = String::from("workers:\n");
+    for w in &stats.workers {
+        text.push_str(&format!(
+            "  {:<24} {:<5} in flight {:>4}  last seen {}  host {}\n",
+            w.worker_id,
+            if w.alive { "alive" } else { "gone" },
+            w.in_flight,
+            print::timestamp(&w.last_seen),
+            w.host,
+        ));
+    }
+    let counts = |by_status: &BTreeMap<String, i64>| {
+        by_status
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(status, n)| format!("{status} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    text.push_str(&format!(
+        "commands: {}\n",
+        counts(&stats.commands_by_status)
+    ));
+    text.push_str(&format!("runs: {}\n", counts(&stats.runs_by_status)));
+    text.push_str(&format!(
+        "dead letters: {} pending, {} re-driven",
+        stats.dead_letters.pending, stats.dead_letters.redriven
+    ));
+    text
+}
