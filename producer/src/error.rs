@@ -80,3 +80,16 @@ pub enum ProducerError {
     #[error(transparent)]
     Id(#[from] runfleet_schemas::IdError),
 }
+
+impl From<runfleet_nats::ConnectError> for ProducerError {
+    fn from(err: runfleet_nats::ConnectError) -> ProducerError {
+        match err {
+            runfleet_nats::ConnectError::Auth { setting, detail } => {
+                ProducerError::Auth { setting, detail }
+            }
+            runfleet_nats::ConnectError::Connect { url, cause } => {
+                ProducerError::Connect { url, cause }
+            }
+        }
+    }
+}

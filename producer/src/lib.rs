@@ -13,7 +13,6 @@
 //! Producers in other languages follow `schemas/README.md` instead.
 #![forbid(unsafe_code)]
 
-pub mod connect;
 mod error;
 pub mod follow;
 mod in_seq_order;
@@ -21,7 +20,9 @@ pub mod inspect;
 pub mod messages;
 mod producer;
 
-pub use connect::NatsAuth;
 pub use error::ProducerError;
 pub use messages::{new_cancel, new_command, new_run};
 pub use producer::{Accepted, Producer};
+/// Connecting to NATS (authentication, TLS): the `runfleet-nats` crate.
+pub use runfleet_nats as connect;
+pub use runfleet_nats::NatsAuth;

@@ -244,3 +244,22 @@ fn what_the_reader_refuses_the_schema_refuses() {
         );
     }
 }
+
+#[test]
+fn an_answer_missing_a_nullable_field_is_refused_naming_it() {
+    let letter = json!({
+        "dead_letter_id": "d1", "tenant": "acme", "reason": "run-not-found",
+        "message": null, "subject": "runfleet.cmd.acme.r1",
+        "created_at": "2026-12-06T05:00:00Z",
+    });
+    let answer = json!({"more": false, "dead_letters": [letter]});
+    let err = serde_json::from_value::<DeadLetterList>(answer.clone()).unwrap_err();
+    assert!(err.to_string().contains("redriven_at"), "{err}");
+    assert!(
+        !validator(&committed("dlq.list", "response")).is_valid(&answer),
+        "the schema requires it too"
+    );
+    let mut complete = answer;
+    complete["dead_letters"][0]["redriven_at"] = Value::Null;
+    assert!(serde_json::from_value::<DeadLetterList>(complete).is_ok());
+}

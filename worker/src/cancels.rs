@@ -109,12 +109,17 @@ impl Cancels {
         stop: CancellationToken,
         on_run: impl Fn(String, String) + Send + 'static,
     ) {
-        let mut subscription = match client.subscribe(format!("{CANCELLED_PREFIX}.>")).await {
-            Ok(subscription) => subscription,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot subscribe to cancel broadcasts; heartbeats will notice");
-                return;
-            }
+        // Until it is made, lease renewals notice cancellations instead.
+        let Some(mut subscription) = crate::subscribe::until_subscribed(
+            &client,
+            format!("{CANCELLED_PREFIX}.>"),
+            None,
+            "cancel broadcasts",
+            &stop,
+        )
+        .await
+        else {
+            return;
         };
         loop {
             let message = tokio::select! {

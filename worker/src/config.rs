@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
-use runfleet_producer::NatsAuth;
+use runfleet_nats::NatsAuth;
 use serde::{Deserialize, Serialize};
 
 use crate::profiles::{Profile, Profiles, ProfilesError};
@@ -467,7 +467,7 @@ impl Settings {
                 let secret = parsed.password().unwrap_or(parsed.username());
                 if !secret.is_empty() {
                     secrets.push(secret.to_owned());
-                    secrets.push(runfleet_producer::connect::percent_decoded(secret));
+                    secrets.push(runfleet_nats::percent_decoded(secret));
                 }
             }
         }

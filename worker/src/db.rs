@@ -81,6 +81,34 @@ pub enum DbError {
     /// A stored value did not have the expected shape.
     #[error("PostgreSQL returned an unexpected value: {0}")]
     Unexpected(String),
+    /// A journal function answered an outcome this build does not know
+    /// (a schema newer than the worker, say): never read as another one.
+    #[error(
+        "{function} answered {outcome:?}, which this worker does not know (expected one of {expected})"
+    )]
+    UnknownOutcome {
+        /// The journal function.
+        function: &'static str,
+        /// What it answered.
+        outcome: String,
+        /// What it may answer.
+        expected: &'static str,
+    },
+}
+
+impl DbError {
+    /// `function` answered `outcome`, none of `expected`.
+    pub(crate) fn unknown_outcome(
+        function: &'static str,
+        outcome: &str,
+        expected: &'static str,
+    ) -> DbError {
+        DbError::UnknownOutcome {
+            function,
+            outcome: outcome.to_owned(),
+            expected,
+        }
+    }
 }
 
 /// A PostgreSQL error as an operator needs it: the server's message, its

@@ -15,7 +15,8 @@
 //! # Readiness
 //!
 //! The worker implements [`Readiness`] (NATS connected, PostgreSQL
-//! reachable, migrations at the expected version). Each check reports a
+//! reachable, migrations at the expected version, every background task
+//! running, not draining after a shutdown request). Each check reports a
 //! [`DependencyStatus`] whose `detail` is served to whoever can reach the
 //! port, so it must never contain a credential. That is the implementer's
 //! duty; as a second line of defence, the handler replaces the userinfo of

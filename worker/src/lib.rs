@@ -38,6 +38,7 @@ pub mod retry;
 pub mod run_log;
 pub mod service;
 pub mod setup;
+pub mod subscribe;
 pub mod tasks;
 pub mod telemetry;
 pub mod text;

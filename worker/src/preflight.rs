@@ -129,7 +129,7 @@ pub async fn check_nats(client: &async_nats::Client, url: &str) -> Result<Versio
 /// The first [`PreflightError`] found.
 pub async fn run(config: &crate::config::Settings) -> Result<Report, PreflightError> {
     let client = connect_nats(config).await?;
-    let url = runfleet_producer::connect::without_userinfo(&config.nats_url);
+    let url = runfleet_nats::without_userinfo(&config.nats_url);
     let nats_version = check_nats(&client, &url).await?;
     let (pg, connection) =
         crate::db::connect(&config.database_url)
@@ -160,7 +160,7 @@ pub async fn run(config: &crate::config::Settings) -> Result<Report, PreflightEr
 /// # Errors
 /// [`PreflightError`].
 pub async fn connect_nats(config: &Settings) -> Result<async_nats::Client, PreflightError> {
-    let url = runfleet_producer::connect::without_userinfo(&config.nats_url);
+    let url = runfleet_nats::without_userinfo(&config.nats_url);
     let client = config
         .nats
         .connect(&config.nats_url)
@@ -168,7 +168,7 @@ pub async fn connect_nats(config: &Settings) -> Result<async_nats::Client, Prefl
         .map_err(|cause| PreflightError::NatsConnect {
             url: url.clone(),
             cause: match cause {
-                runfleet_producer::ProducerError::Connect { cause, .. } => cause.to_string(),
+                runfleet_nats::ConnectError::Connect { cause, .. } => cause.to_string(),
                 other => other.to_string(),
             },
         })?;

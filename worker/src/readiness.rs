@@ -63,7 +63,7 @@ impl Readiness for WorkerReadiness {
                 checks.push(status(
                     "tasks",
                     false,
-                    &format!("background task stopped: {}", died.join("; ")),
+                    &format!("background task stopped (see the log): {}", died.join(", ")),
                 ));
             }
             if self.stopping.is_cancelled() {
@@ -95,6 +95,8 @@ fn db_cause(err: &crate::db::DbError) -> String {
         ),
         crate::db::DbError::Pool(_) => "no pooled connection in time".to_owned(),
         crate::db::DbError::Tls(_) => "TLS set-up failed".to_owned(),
-        crate::db::DbError::Unexpected(_) => "unexpected answer".to_owned(),
+        crate::db::DbError::Unexpected(_) | crate::db::DbError::UnknownOutcome { .. } => {
+            "unexpected answer".to_owned()
+        }
     }
 }

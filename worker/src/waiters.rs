@@ -125,12 +125,17 @@ impl Waiters {
 
     /// Wakes local waiters for every announcement of another worker until `stop`.
     pub async fn listen(self, client: async_nats::Client, stop: CancellationToken) {
-        let mut subscription = match client.subscribe(format!("{WAKE_PREFIX}.>")).await {
-            Ok(subscription) => subscription,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot subscribe to run wake-ups; waiters fall back to polling");
-                return;
-            }
+        // Until it is made, waiters fall back to polling.
+        let Some(mut subscription) = crate::subscribe::until_subscribed(
+            &client,
+            format!("{WAKE_PREFIX}.>"),
+            None,
+            "run wake-ups",
+            &stop,
+        )
+        .await
+        else {
+            return;
         };
         loop {
             tokio::select! {

@@ -69,10 +69,11 @@ pub fn subject<R: ApiRequest>() -> String {
 /// # Errors
 /// When the body is not a JSON object of `R`'s fields, or fails [`ApiRequest::check`].
 pub fn read_request<R: ApiRequest>(body: &[u8]) -> Result<R, String> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
+    let body: &[u8] = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => b"{}",
+        Some(b'{') => body,
+        // serde would also read a struct from an array of its fields.
+        Some(_) => return Err("the request body must be a JSON object".to_owned()),
     };
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let request: R = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
@@ -97,11 +98,13 @@ pub fn read_request<R: ApiRequest>(body: &[u8]) -> Result<R, String> {
 /// Every endpoint's request and response schema: `(endpoint, request, response)`.
 pub fn schemas() -> Vec<(&'static str, serde_json::Value, serde_json::Value)> {
     fn pair<R: ApiRequest>() -> (&'static str, serde_json::Value, serde_json::Value) {
-        (
-            R::ENDPOINT,
-            crate::generate::schema_value::<R>(),
-            crate::generate::schema_value::<R::Response>(),
-        )
+        // Answers are described as the workers write them: every field present.
+        let answer = schemars::generate::SchemaSettings::draft2020_12()
+            .for_serialize()
+            .into_generator()
+            .into_root_schema_for::<R::Response>()
+            .to_value();
+        (R::ENDPOINT, crate::generate::schema_value::<R>(), answer)
     }
     vec![
         pair::<RunStatusRequest>(),
@@ -137,6 +140,9 @@ mod tests {
         assert!(empty.contains("`tenant`"), "{empty}");
         let not_json = read_request::<RunStatusRequest>(b"{").unwrap_err();
         assert!(not_json.contains("not JSON"), "{not_json}");
+        let array = read_request::<RunStatusRequest>(br#"["acme", "r1"]"#).unwrap_err();
+        assert!(array.contains("JSON object"), "{array}");
+        assert!(read_request::<FleetStatsRequest>(b"[]").is_err());
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The operator API's answers, one type per endpoint.
 //!
-//! Absent values are `null` (never left out). The contract's own messages
+//! Absent values are `null`, never left out: a reader refuses an answer
+//! missing a field (so a renamed field fails loudly instead of reading as
+//! `null`), and the schemas, which describe what the workers write, list
+//! every field as required. The contract's own messages
 //! embedded in an answer (a command as received, a receipt, events, a dead
 //! letter) are carried as JSON values: their schemas are the messages'
 //! own. Answers may gain fields; readers ignore the ones they do not know.
@@ -9,8 +12,17 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+
+/// An `Option` field that must be present (as a value or `null`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)
+}
 
 /// `run.status`: a run and its most recent commands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -26,10 +38,13 @@ pub struct RunStatusAnswer {
     /// Its project.
     pub project: String,
     /// Its session, if any.
+    #[serde(deserialize_with = "present")]
     pub session_id: Option<String>,
     /// Why it ended, when it failed or was blocked.
+    #[serde(deserialize_with = "present")]
     pub failure_kind: Option<String>,
     /// The reason given with its last status change.
+    #[serde(deserialize_with = "present")]
     pub status_reason: Option<String>,
     /// The seq its next command must have.
     pub next_seq: i64,
@@ -42,8 +57,10 @@ pub struct RunStatusAnswer {
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
     /// The worker holding its lease, if any.
+    #[serde(deserialize_with = "present")]
     pub lease_holder: Option<String>,
     /// When that lease expires.
+    #[serde(deserialize_with = "present")]
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// How many commands it has recorded.
     pub commands_total: i64,
@@ -63,14 +80,19 @@ pub struct CommandSummary {
     /// Its status.
     pub status: String,
     /// The attempt that last claimed it.
+    #[serde(deserialize_with = "present")]
     pub attempt: Option<i64>,
     /// The worker that last claimed it.
+    #[serde(deserialize_with = "present")]
     pub worker_id: Option<String>,
     /// When it started.
+    #[serde(deserialize_with = "present")]
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
+    #[serde(deserialize_with = "present")]
     pub finished_at: Option<DateTime<Utc>>,
     /// Its receipt's `failure` (`{"kind", "message"}`), if it failed.
+    #[serde(deserialize_with = "present")]
     pub failure: Option<Value>,
 }
 
@@ -90,10 +112,13 @@ pub struct CommandAnswer {
     /// Its status.
     pub status: String,
     /// The attempt that last claimed it.
+    #[serde(deserialize_with = "present")]
     pub attempt: Option<i64>,
     /// The worker that last claimed it.
+    #[serde(deserialize_with = "present")]
     pub worker_id: Option<String>,
     /// The fencing token of its last claim.
+    #[serde(deserialize_with = "present")]
     pub fencing_token: Option<i64>,
     /// Its idempotency key.
     pub idempotency_key: String,
@@ -102,10 +127,13 @@ pub struct CommandAnswer {
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
     /// When it started.
+    #[serde(deserialize_with = "present")]
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
+    #[serde(deserialize_with = "present")]
     pub finished_at: Option<DateTime<Utc>>,
     /// The journaled `receipt`, once there is one.
+    #[serde(deserialize_with = "present")]
     pub receipt: Option<Value>,
     /// The journaled step names, in the order written.
     pub steps: Vec<String>,
@@ -149,12 +177,14 @@ pub struct DeadLetterSummary {
     /// Its failure kind.
     pub reason: String,
     /// Its explanation.
+    #[serde(deserialize_with = "present")]
     pub message: Option<String>,
     /// Its original subject.
     pub subject: String,
     /// When it was dead-lettered.
     pub created_at: DateTime<Utc>,
     /// When it was re-driven, if it was.
+    #[serde(deserialize_with = "present")]
     pub redriven_at: Option<DateTime<Utc>>,
 }
 
@@ -166,6 +196,7 @@ pub struct DeadLetterShown {
     /// When it was dead-lettered.
     pub created_at: DateTime<Utc>,
     /// When it was re-driven, if it was.
+    #[serde(deserialize_with = "present")]
     pub redriven_at: Option<DateTime<Utc>>,
     /// The stored `dead-letter` message.
     pub dead_letter: Value,
@@ -219,6 +250,7 @@ pub struct WorkerSummary {
     /// When it last registered.
     pub last_seen: DateTime<Utc>,
     /// When it stopped, if it stopped cleanly.
+    #[serde(deserialize_with = "present")]
     pub stopped_at: Option<DateTime<Utc>>,
     /// Seen within 30 s and not stopped.
     pub alive: bool,

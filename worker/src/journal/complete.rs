@@ -97,7 +97,14 @@ impl Op for CompleteOp {
                     "committed" => Complete::Committed {
                         waiter: row.try_get(1)?,
                     },
-                    _ => Complete::Fenced,
+                    "fenced" => Complete::Fenced,
+                    other => {
+                        return Err(DbError::unknown_outcome(
+                            "runfleet_complete_command",
+                            other,
+                            "committed, fenced",
+                        ));
+                    }
                 })
             })
             .collect()

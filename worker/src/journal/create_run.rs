@@ -67,7 +67,14 @@ impl Op for CreateRunOp {
                     "created" => CreateRun::Created,
                     "exists" => CreateRun::Exists,
                     "denied" => CreateRun::Denied(detail()),
-                    _ => CreateRun::Conflict(detail()),
+                    "conflict" => CreateRun::Conflict(detail()),
+                    other => {
+                        return Err(DbError::unknown_outcome(
+                            "runfleet_create_run",
+                            other,
+                            "created, exists, denied, conflict",
+                        ));
+                    }
                 })
             })
             .collect()

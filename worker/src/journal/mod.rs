@@ -373,10 +373,17 @@ impl Journal {
                 ],
             )
             .await?;
-        Ok(match row.get::<_, &str>(0) {
+        Ok(match row.try_get::<_, &str>(0)? {
             "ok" => Renewal::Renewed,
             "cancelled" => Renewal::Cancelled,
-            _ => Renewal::Lost,
+            "lost" => Renewal::Lost,
+            other => {
+                return Err(DbError::unknown_outcome(
+                    "runfleet_renew_lease",
+                    other,
+                    "ok, cancelled, lost",
+                ));
+            }
         })
     }
 

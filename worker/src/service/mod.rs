@@ -84,10 +84,10 @@
 //! # Layout
 //!
 //! One file per endpoint, each an `impl Api` block with the endpoint's
-//! handler: [`run_status`], [`command_get`], [`events_after`],
-//! [`dlq_list`], [`dlq_show`], [`dlq_redrive`], [`fleet_stats`]; request
-//! fields are read by [`fields`], failures are [`error`]'s; the session
-//! answerer, a request/reply service of its own, is [`sessions`].
+//! handler (`run_status`, `command_get`, `events_after`, `dlq_list`,
+//! `dlq_show`, `dlq_redrive`, `fleet_stats`); requests are read with
+//! [`runfleet_schemas::api::read_request`], failures are `error`'s; the
+//! session answerer, a request/reply service of its own, is [`sessions`].
 
 mod command_get;
 mod dlq_list;

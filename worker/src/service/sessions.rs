@@ -75,15 +75,16 @@ fn reply_is_an_inbox(reply: &str, tenant: &str) -> bool {
 
 /// Answers session requests until `stop`.
 pub async fn serve(client: async_nats::Client, pool: Pool, stop: CancellationToken) {
-    let mut requests = match client
-        .queue_subscribe(format!("{SESSION_PREFIX}.*.*"), QUEUE_GROUP.into())
-        .await
-    {
-        Ok(subscription) => subscription,
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot serve session summaries");
-            return;
-        }
+    let Some(mut requests) = crate::subscribe::until_subscribed(
+        &client,
+        format!("{SESSION_PREFIX}.*.*"),
+        Some(QUEUE_GROUP),
+        "session summaries",
+        &stop,
+    )
+    .await
+    else {
+        return;
     };
     loop {
         let request = tokio::select! {

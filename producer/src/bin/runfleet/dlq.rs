@@ -65,7 +65,10 @@ pub(crate) async fn run(cli: &Cli, command: &DlqCommand) -> anyhow::Result<ExitC
         DlqCommand::Show { id } => {
             let shown = inspect::dlq_show(client, id).await?;
             print::report(cli, &shown, || {
-                serde_json::to_string_pretty(&shown).unwrap_or_default()
+                // Keys sorted, as the answer's JSON value prints them.
+                serde_json::to_value(&shown)
+                    .and_then(|v| serde_json::to_string_pretty(&v))
+                    .unwrap_or_default()
             });
         }
         DlqCommand::Redrive { id } => {

@@ -38,7 +38,7 @@ fn text(stats: &FleetStats) -> String {
     let mut text = String::from("workers:\n");
     for w in &stats.workers {
         text.push_str(&format!(
-            "  {:<24} {:<5} in flight {:>4}  last seen {}  host {}\n",
+            "  {:<24} {:<5} in flight {}  last seen {}  host {}\n",
             w.worker_id,
             if w.alive { "alive" } else { "gone" },
             w.in_flight,

@@ -44,7 +44,7 @@ pub async fn measure(args: &Args) -> anyhow::Result<f64> {
         ..
     } = Backlog::publish(TENANT, args.runs, args.commands).await?;
     let consumer: consumer::PullConsumer = js
-        .get_consumer_from_stream("runfleet-workers", subjects::WORK_STREAM)
+        .get_consumer_from_stream(runfleet_worker::setup::WORK_CONSUMER, subjects::WORK_STREAM)
         .await?;
     let event = bytes::Bytes::from(vec![b'e'; EVENT_BYTES]);
     let receipt = bytes::Bytes::from(vec![b'r'; RECEIPT_BYTES]);

@@ -219,7 +219,7 @@ pub async fn receipted(pg: &tokio_postgres::Client, tenant: &str) -> anyhow::Res
 /// The work consumer's backlog: (pending, waiting for an ack).
 pub async fn backlog(js: &jetstream::Context) -> anyhow::Result<(u64, usize)> {
     let mut consumer: jetstream::consumer::PullConsumer = js
-        .get_consumer_from_stream("runfleet-workers", subjects::WORK_STREAM)
+        .get_consumer_from_stream(runfleet_worker::setup::WORK_CONSUMER, subjects::WORK_STREAM)
         .await?;
     let info = consumer.info().await?;
     Ok((info.num_pending, info.num_ack_pending))

@@ -52,6 +52,12 @@ pub async fn measure(args: &Args) -> anyhow::Result<f64> {
         .collect::<anyhow::Result<_>>()?;
 
     let slots = defaults.concurrency().get();
+    // With fewer runs than calls in flight, two seqs of one run would be
+    // in flight at once, and the later would wait: not a settle's cost.
+    anyhow::ensure!(
+        args.runs >= slots,
+        "journal-floor needs --runs of at least {slots} (one worker's calls in flight)"
+    );
     let started = Instant::now();
     let mut pending = FuturesUnordered::new();
     let mut settled = 0usize;

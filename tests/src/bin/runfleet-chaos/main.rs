@@ -58,6 +58,9 @@ const PER_RUN: usize = 20;
 const PRODUCERS: usize = 4;
 /// The workers.
 const WORKERS: usize = 3;
+/// How long every work message may take to be acked once every receipt is
+/// committed (a redelivery after a failover comes after `ack_wait`, 10 s).
+const ACKED_WITHIN: Duration = Duration::from_secs(120);
 
 /// A scenario: its name, its faults, whether worker kills repeat.
 struct Scenario {
@@ -135,7 +138,10 @@ async fn all_acked(stack: &Stack, limit: Duration) -> anyhow::Result<()> {
 /// The work consumer's (pending, unacked) messages.
 async fn backlog(js: &async_nats::jetstream::Context) -> anyhow::Result<(u64, usize)> {
     let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
-        .get_consumer_from_stream("runfleet-workers", runfleet_schemas::subjects::WORK_STREAM)
+        .get_consumer_from_stream(
+            runfleet_worker::setup::WORK_CONSUMER,
+            runfleet_schemas::subjects::WORK_STREAM,
+        )
         .await?;
     let info = consumer.info().await?;
     Ok((info.num_pending, info.num_ack_pending))
@@ -184,7 +190,7 @@ async fn run(scenario: &Scenario, commands: usize, timeout: Duration) -> anyhow:
     // nothing (every message acked), every receipt is on its stream — a
     // publish that failed during a failover is made by the redelivery's
     // replay, which can land after the last commit.
-    all_acked(&stack, timeout.saturating_sub(started.elapsed())).await?;
+    all_acked(&stack, ACKED_WITHIN).await?;
     let verdict = check::verify(&stack, total).await?;
     let ok = verdict.passed() && pending.is_empty();
     println!(

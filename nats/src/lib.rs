@@ -1,5 +1,8 @@
-//! Connecting to NATS with authentication and TLS, the same way for the
-//! `runfleet` CLI, the producer library and the workers.
+//! # runfleet-nats — connecting to NATS
+//!
+//! Authentication and TLS, the same way for the `runfleet` CLI, the
+//! producer library and the workers (each depends on this crate, not on
+//! the others).
 //!
 //! | setting | environment | what |
 //! |---|---|---|
@@ -18,7 +21,26 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::ProducerError;
+/// Why no connection was made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// An authentication or TLS setting is unusable (the message names it, never its value).
+    #[error("{setting}: {detail}")]
+    Auth {
+        /// Which setting.
+        setting: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// No server answered, or authentication failed.
+    #[error("cannot reach NATS at {url}: {cause}")]
+    Connect {
+        /// The URLs tried, without credentials.
+        url: String,
+        /// The client's reason.
+        cause: async_nats::ConnectError,
+    },
+}
 
 /// How to authenticate to NATS and secure the connection.
 #[derive(Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -100,9 +122,9 @@ impl NatsAuth {
     /// Connect options carrying these settings.
     ///
     /// # Errors
-    /// [`ProducerError::Auth`] naming the setting that is unusable.
-    pub async fn options(&self) -> Result<async_nats::ConnectOptions, ProducerError> {
-        let invalid = |setting: &str, detail: String| ProducerError::Auth {
+    /// [`ConnectError::Auth`] naming the setting that is unusable.
+    pub async fn options(&self) -> Result<async_nats::ConnectOptions, ConnectError> {
+        let invalid = |setting: &str, detail: String| ConnectError::Auth {
             setting: setting.to_owned(),
             detail,
         };
@@ -193,15 +215,15 @@ impl NatsAuth {
     /// Connects to `urls` (comma-separated) with these settings.
     ///
     /// # Errors
-    /// [`ProducerError::Auth`] for unusable settings, [`ProducerError::Connect`]
+    /// [`ConnectError::Auth`] for unusable settings, [`ConnectError::Connect`]
     /// when no server answers or authentication fails.
-    pub async fn connect(&self, urls: &str) -> Result<async_nats::Client, ProducerError> {
+    pub async fn connect(&self, urls: &str) -> Result<async_nats::Client, ConnectError> {
         let addrs: Vec<async_nats::ServerAddr> = urls
             .split(',')
             .map(str::trim)
             .filter(|u| !u.is_empty())
             .map(|u| {
-                u.parse().map_err(|err| ProducerError::Auth {
+                u.parse().map_err(|err| ConnectError::Auth {
                     setting: "nats url".into(),
                     detail: format!("{}: {err}", without_userinfo(u)),
                 })
@@ -234,7 +256,7 @@ impl NatsAuth {
         options
             .connect(addrs)
             .await
-            .map_err(|cause| ProducerError::Connect {
+            .map_err(|cause| ConnectError::Connect {
                 url: without_userinfo(urls),
                 cause,
             })
