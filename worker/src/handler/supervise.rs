@@ -406,13 +406,24 @@ pub(crate) async fn supervise(
     }
 }
 
+/// Why a heartbeat did not renew the lease (it is tried again at the next).
+#[derive(Debug, thiserror::Error)]
+enum HeartbeatError {
+    /// The in-progress ack did not reach the broker.
+    #[error("in-progress ack: {0}")]
+    Ack(async_nats::Error),
+    /// PostgreSQL did not renew the run's lease.
+    #[error("renewing the run's lease: {0}")]
+    Lease(#[from] crate::db::DbError),
+}
+
 /// One heartbeat: extend the message's ack deadline and the run's lease.
-async fn renew(s: &Supervision<'_>) -> Result<Renewal, String> {
+async fn renew(s: &Supervision<'_>) -> Result<Renewal, HeartbeatError> {
     s.message
         .ack_with(AckKind::Progress)
         .await
-        .map_err(|e| format!("in-progress ack: {e}"))?;
-    s.journal
+        .map_err(HeartbeatError::Ack)?;
+    Ok(s.journal
         .renew_lease(
             s.command.tenant.as_str(),
             s.command.run_id.as_str(),
@@ -420,8 +431,7 @@ async fn renew(s: &Supervision<'_>) -> Result<Renewal, String> {
             s.fencing_token,
             s.lease,
         )
-        .await
-        .map_err(|e| e.to_string())
+        .await?)
 }
 
 #[cfg(test)]

@@ -501,8 +501,7 @@ impl Journal {
     ) -> Result<(), DbError> {
         let conn = self.pool.get().await?;
         conn.execute(
-            "UPDATE runs SET lease_holder = NULL, lease_expires_at = NULL \
-             WHERE tenant = $1 AND run_id = $2 AND fencing_token = $3",
+            "SELECT runfleet_release_lease($1, $2, $3)",
             &[&tenant, &run_id, &fencing_token],
         )
         .await?;
