@@ -290,7 +290,7 @@ pub struct Overrides {
     #[arg(long, env = "RUNFLEET_HTTP_ADDR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_addr: Option<String>,
-    /// Log as JSON lines (`--log-json`, or `RUNFLEET_LOG_JSON=1|true`).
+    /// Log as JSON lines (`--log-json`, or `RUNFLEET_LOG_JSON=1|true`) [default: off].
     #[arg(
         long,
         env = "RUNFLEET_LOG_JSON",
