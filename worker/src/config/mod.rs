@@ -21,6 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::profiles::{Profile, Profiles, ProfilesError};
 
+mod layers;
+mod overrides;
+
+use self::layers::{describe, nats_env};
+pub use self::overrides::Overrides;
+
 /// Durations as human-readable text in files, the environment and dumps.
 mod human {
     use std::time::Duration;
@@ -188,126 +194,6 @@ impl Default for Settings {
 pub enum Failpoint {
     /// Abort after the journal commit, before publishing and acking.
     ExitAfterCommit,
-}
-
-/// The command line and environment layer: every value is optional, so
-/// what is not given falls through to the file and the defaults.
-#[derive(Debug, Clone, Default, clap::Args, Serialize)]
-pub struct Overrides {
-    /// The configuration file (TOML).
-    #[arg(long = "config", env = "RUNFLEET_CONFIG")]
-    #[serde(skip)]
-    pub config_file: Option<PathBuf>,
-    /// The NATS server(s), comma-separated [default: nats://127.0.0.1:4222].
-    #[arg(long, env = "NATS_URL", hide_env_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub nats_url: Option<String>,
-    /// The PostgreSQL database [default: postgres://runfleet@127.0.0.1:54329/runfleet].
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_url: Option<String>,
-    /// Stream replicas [default: 1].
-    #[arg(long, env = "RUNFLEET_REPLICAS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replicas: Option<usize>,
-    /// The lease [default: 10s].
-    #[arg(long, env = "RUNFLEET_ACK_WAIT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ack_wait: Option<String>,
-    /// Deliveries before a message is dead-lettered, a backstop [default: 100].
-    #[arg(long, env = "RUNFLEET_MAX_DELIVER")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_deliver: Option<i64>,
-    /// Executions of a command before it fails `max-deliveries` [default: 10].
-    #[arg(long, env = "RUNFLEET_MAX_ATTEMPTS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_attempts: Option<i64>,
-    /// Unacknowledged messages fleet-wide [default: 4096].
-    #[arg(long, env = "RUNFLEET_MAX_ACK_PENDING")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_ack_pending: Option<i64>,
-    /// JetStream's deduplication window [default: 10m].
-    #[arg(long, env = "RUNFLEET_DEDUPE_WINDOW")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dedupe_window: Option<String>,
-    /// How long receipts stay in their stream [default: 7d].
-    #[arg(long, env = "RUNFLEET_RECEIPT_RETENTION")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub receipt_retention: Option<String>,
-    /// How long events stay in their stream [default: 1d].
-    #[arg(long, env = "RUNFLEET_EVENT_RETENTION")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_retention: Option<String>,
-    /// This worker's identity [default: w-<uuidv7>].
-    #[arg(long, env = "RUNFLEET_WORKER_ID")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub worker_id: Option<String>,
-    /// Messages handled at once [default: 512].
-    #[arg(long, env = "RUNFLEET_CONCURRENCY")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<usize>,
-    /// PostgreSQL connections [default: 8].
-    #[arg(long, env = "RUNFLEET_PG_POOL")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pg_pool_size: Option<u32>,
-    /// Journal batches in flight, each on its own connection [default: 2].
-    #[arg(long, env = "RUNFLEET_GROUP_COMMITS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group_commits: Option<usize>,
-    /// How long a command waits for its run [default: 30s].
-    #[arg(long, env = "RUNFLEET_RUN_WAIT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub run_wait: Option<String>,
-    /// How long a command holds its message waiting for its turn [default: 60s].
-    #[arg(long, env = "RUNFLEET_ORDER_WAIT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub order_wait: Option<String>,
-    /// Time in-flight commands get on SIGTERM [default: 30s].
-    #[arg(long, env = "RUNFLEET_SHUTDOWN_GRACE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shutdown_grace: Option<String>,
-    /// Where runs' working directories are created [default: $TMPDIR/runfleet/runs].
-    #[arg(long, env = "RUNFLEET_WORKDIR_ROOT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub workdir_root: Option<PathBuf>,
-    /// Wait before `no-backend` [default: 5m].
-    #[arg(long, env = "RUNFLEET_SCHEDULE_TO_START")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub schedule_to_start: Option<String>,
-    /// Failed renewals in a row before `heartbeat-lost` [default: 3].
-    #[arg(long, env = "RUNFLEET_MAX_MISSED_HEARTBEATS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_missed_heartbeats: Option<u32>,
-    /// Bound on each git invocation [default: 5m].
-    #[arg(long, env = "RUNFLEET_GIT_TIMEOUT")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub git_timeout: Option<String>,
-    /// Largest accepted message in bytes [default: the server's max_payload].
-    #[arg(long, env = "RUNFLEET_MAX_PAYLOAD")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_payload: Option<usize>,
-    /// Health and metrics listener address, e.g. 127.0.0.1:9464 [default: off].
-    #[arg(long, env = "RUNFLEET_HTTP_ADDR")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_addr: Option<String>,
-    /// Log as JSON lines (`--log-json`, or `RUNFLEET_LOG_JSON=1|true`) [default: off].
-    #[arg(
-        long,
-        env = "RUNFLEET_LOG_JSON",
-        num_args = 0..=1,
-        default_missing_value = "true",
-        value_parser = clap::builder::BoolishValueParser::new()
-    )]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub log_json: Option<bool>,
-    /// Append one line per `echo` execution to this file (tests).
-    #[arg(long, env = "RUNFLEET_ECHO_EFFECTS_FILE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub echo_effects_file: Option<PathBuf>,
-    /// Crash-test hook: `exit-after-commit`.
-    #[arg(long, env = "RUNFLEET_FAILPOINT", hide = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failpoint: Option<Failpoint>,
 }
 
 impl Settings {
@@ -510,65 +396,6 @@ impl Settings {
     }
 }
 
-/// Figment's error, with the key, the value and where it came from.
-fn describe(err: &figment::Error) -> String {
-    let text = err
-        .clone()
-        .into_iter()
-        .map(|e| {
-            let key = e.path.join(".");
-            let source = e
-                .metadata
-                .as_ref()
-                .map(|m| match &m.source {
-                    Some(figment::Source::File(path)) => path.display().to_string(),
-                    _ => m.name.to_string(),
-                })
-                .unwrap_or_default();
-            let source = if source.contains("Overrides") {
-                "the environment or the command line".to_owned()
-            } else if source.contains("Value") {
-                "the NATS_* environment".to_owned()
-            } else if source.contains("Settings") {
-                "the defaults".to_owned()
-            } else {
-                source
-            };
-            // A secret's value never goes into a message, even a wrong one.
-            let secret = key == "database_url" || key == "nats_url" || key.starts_with("nats.");
-            let kind = if secret {
-                "has the wrong type or shape (its value is not shown)".to_owned()
-            } else {
-                e.kind.to_string()
-            };
-            if secret {
-                // Not `key: …`, which the redactor would take for a credential.
-                return format!("{key} {kind} (from {source})");
-            }
-            match (key.is_empty(), source.is_empty()) {
-                (false, false) => format!("{key}: {kind} (from {source})"),
-                (false, true) => format!("{key}: {kind}"),
-                _ => kind,
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    // A parse error quotes the offending line: scrub credential patterns.
-    crate::redact::Redactor::default()
-        .redact(&text)
-        .into_owned()
-}
-
-/// The `NATS_*` credential variables (only those set).
-fn nats_env() -> serde_json::Value {
-    let auth = NatsAuth::from_env();
-    let mut value = serde_json::to_value(&auth).unwrap_or_default();
-    if let Some(object) = value.as_object_mut() {
-        object.retain(|_, v| !v.is_null() && v != &serde_json::Value::Bool(false));
-    }
-    value
-}
-
 /// How streams and the work consumer are provisioned (`setup`).
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
@@ -589,97 +416,4 @@ pub struct StreamSettings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(file: &str, overrides: Overrides) -> Result<Settings, String> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("worker.toml");
-        std::fs::write(&path, file).unwrap();
-        Settings::load(&Overrides {
-            config_file: Some(path),
-            ..overrides
-        })
-        .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn layers_defaults_file_then_overrides() {
-        let settings = load(
-            "ack_wait = \"12s\"\nconcurrency = 5\n[profiles.echo]\nkind = \"echo\"\n",
-            Overrides {
-                concurrency: Some(7),
-                ..Overrides::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(settings.ack_wait, Duration::from_secs(12), "from the file");
-        assert_eq!(settings.concurrency, 7, "the override wins");
-        assert_eq!(settings.max_deliver, 100, "the default");
-        assert_eq!(settings.max_attempts, 10, "the default");
-        assert!(settings.profiles.contains_key("echo"));
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        let err = load("concurrency = \"many\"\n", Overrides::default()).unwrap_err();
-        assert!(
-            err.contains("concurrency") && err.contains("worker.toml"),
-            "{err}"
-        );
-        let err = load("ack_wait = \"soon\"\n", Overrides::default()).unwrap_err();
-        assert!(
-            err.contains("ack_wait") && err.contains("not a duration"),
-            "{err}"
-        );
-        let err = load("colour = 1\n", Overrides::default()).unwrap_err();
-        assert!(err.contains("colour"), "{err}");
-        let err = load("concurrency = 0\n", Overrides::default()).unwrap_err();
-        assert_eq!(err, "configuration: concurrency: must be at least 1");
-        let err = load(
-            "",
-            Overrides {
-                ack_wait: Some("x".into()),
-                ..Overrides::default()
-            },
-        )
-        .unwrap_err();
-        assert!(err.contains("ack_wait"), "{err}");
-    }
-
-    #[test]
-    fn errors_never_echo_a_secret() {
-        let err = load("[nats]\ntoken = 918273645\n", Overrides::default()).unwrap_err();
-        assert!(
-            err.contains("nats.token") && !err.contains("918273645"),
-            "{err}"
-        );
-        let err = load(
-            "database_url = \"postgres://a:TOMLPW@h/x\n",
-            Overrides::default(),
-        )
-        .unwrap_err();
-        assert!(!err.contains("TOMLPW"), "{err}");
-    }
-
-    #[test]
-    fn the_dump_masks_secrets() {
-        let mut settings = Settings {
-            database_url: "postgres://app:hunter2@db:5432/runfleet".into(),
-            nats_url: "nats://worker:s3cret@n1:4222,nats://n2:4222".into(),
-            ..Settings::default()
-        };
-        settings.nats.token = Some("t0k3n-value".into());
-        let dump = settings.dump();
-        for secret in ["hunter2", "s3cret", "t0k3n-value"] {
-            assert!(!dump.contains(secret), "{secret} in\n{dump}");
-        }
-        assert!(dump.contains("@db:5432/runfleet"), "{dump}");
-        assert!(dump.contains("ack_wait = \"10s\""), "{dump}");
-        let query = Settings {
-            database_url: "postgres://db/x?password=QueryPW1".into(),
-            ..Settings::default()
-        };
-        assert!(!query.dump().contains("QueryPW1"));
-    }
-}
+mod tests;

@@ -1,0 +1,76 @@
+//! A run's own log: cancel requests, events of the run itself (outside any
+//! command), and a range of its events read back for a replay.
+
+use super::*;
+
+impl Journal {
+    /// Records a cancel request (for a whole run when `command_id` is `None`).
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn cancel(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        command_id: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<(String, String), DbError> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .query_one(
+                "SELECT outcome, detail FROM runfleet_cancel($1, $2, $3, $4)",
+                &[&tenant, &run_id, &command_id, &reason],
+            )
+            .await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    /// Appends a run-level event (no command) when no claim owns the run;
+    /// returns the stored event with its seq, or `None` when the run is busy.
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn append_run_event(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        event: &Value,
+    ) -> Result<Option<Value>, DbError> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .query_one(
+                "SELECT outcome, event FROM runfleet_append_run_event($1, $2, $3)",
+                &[&tenant, &run_id, event],
+            )
+            .await?;
+        Ok(row.get(1))
+    }
+
+    /// The stored events of a run with `first <= seq <= last`, in order.
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn events(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<Value>, DbError> {
+        let conn = self.pool.get().await?;
+        // Typed parameters: one round trip (no statement prepared first).
+        let rows = conn
+            .query_typed(
+                "SELECT event FROM events WHERE tenant = $1 AND run_id = $2 AND seq BETWEEN $3 AND $4 \
+                 ORDER BY seq",
+                &[
+                    (&tenant, Type::TEXT),
+                    (&run_id, Type::TEXT),
+                    (&first, Type::INT8),
+                    (&last, Type::INT8),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+}
