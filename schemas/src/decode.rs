@@ -12,13 +12,13 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::LazyLock;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{ValidationError, Validator};
 use serde_json::Value;
 
+pub use crate::violation::Violation;
 use crate::{
     CommandCreate, Contract, ControlCancel, DeadLetter, Event, FailureKind, MessageKind, Receipt,
     RunCreate, generate, json_text,
@@ -35,26 +35,6 @@ pub struct DecodeError {
     pub kind: Option<MessageKind>,
     /// What is wrong, first the most useful; never empty.
     pub violations: Vec<Violation>,
-}
-
-/// One thing wrong with a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// The offending field as a JSON pointer (`/payload`, `/body/kind`), or
-    /// empty for the message as a whole.
-    pub pointer: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.pointer.is_empty() {
-            f.write_str(&self.reason)
-        } else {
-            write!(f, "{}: {}", self.pointer, self.reason)
-        }
-    }
 }
 
 fn label(kind: Option<MessageKind>) -> &'static str {
@@ -409,7 +389,7 @@ mod tests {
         })
     }
 
-    fn error_of<T: Contract + fmt::Debug>(value: Value) -> String {
+    fn error_of<T: Contract + std::fmt::Debug>(value: Value) -> String {
         decode_value::<T>(value).unwrap_err().to_string()
     }
 

@@ -20,7 +20,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::decode::Violation;
+use crate::violation::Violation;
 
 /// The first string or key holding U+0000, or the first repeated key, in
 /// `bytes`; `None` when there is none (or when `bytes` is not JSON at all,

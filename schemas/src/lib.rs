@@ -52,6 +52,7 @@ mod run_create;
 mod status;
 pub mod subjects;
 mod timestamp;
+mod violation;
 
 pub use command_create::{CommandCreate, CommandKind};
 pub use control_cancel::ControlCancel;

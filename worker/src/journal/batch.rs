@@ -17,6 +17,7 @@
 //!   aborts the statement) is retried call by call, so one bad call never
 //!   fails its neighbours; each failing call gets its own error.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -28,26 +29,25 @@ use crate::db::DbError;
 /// Most calls in one statement.
 pub(crate) const MAX_BATCH: usize = 512;
 
-/// The statements every journal connection has prepared.
-pub(crate) struct Prepared {
-    /// `runfleet_begin_command` over arrays.
-    pub begin: Statement,
-    /// `runfleet_complete_command` over arrays.
-    pub complete: Statement,
-    /// The set-based settle of pure commands.
-    pub settle: Statement,
-    /// `runfleet_settle_pure` over arrays (small batches).
-    pub settle_each: Statement,
-    /// `runfleet_create_run` over arrays.
-    pub create_run: Statement,
-}
-
 /// A journal connection with its prepared statements.
 pub(crate) struct Conn {
     /// The client.
     pub client: tokio_postgres::Client,
-    /// Its statements.
-    pub statements: Prepared,
+    /// Its statements, by their SQL text (the ops' own constants).
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    /// The prepared statement of `sql`, one of those the connections were
+    /// made for ([`Connections::new`]).
+    pub(crate) fn statement(&self, sql: &'static str) -> Result<&Statement, DbError> {
+        self.statements.get(sql).ok_or_else(|| {
+            DbError::Unexpected(format!(
+                "a journal statement was not prepared: {}",
+                crate::text::head(sql.trim(), 80)
+            ))
+        })
+    }
 }
 
 /// A kind of batched call: its request, its answer, and the statement that
@@ -73,6 +73,8 @@ pub(crate) trait Op: Send + Sync + 'static {
 pub(crate) struct Connections {
     /// The database URL.
     url: String,
+    /// The statements each connection prepares.
+    statements: &'static [&'static str],
     /// Idle connections.
     idle: Arc<Mutex<Vec<Conn>>>,
     /// One permit per batch in flight.
@@ -88,10 +90,12 @@ impl std::fmt::Debug for Connections {
 }
 
 impl Connections {
-    /// Up to `size` connections to `url`, opened when first needed.
-    pub(crate) fn new(url: &str, size: usize) -> Connections {
+    /// Up to `size` connections to `url`, opened when first needed, each
+    /// with `statements` prepared.
+    pub(crate) fn new(url: &str, size: usize, statements: &'static [&'static str]) -> Connections {
         Connections {
             url: url.to_owned(),
+            statements,
             idle: Arc::new(Mutex::new(Vec::new())),
             slots: Arc::new(Semaphore::new(size.max(1))),
         }
@@ -102,7 +106,7 @@ impl Connections {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         match idle {
             Some(conn) if !conn.client.is_closed() => Ok(conn),
-            _ => connect(&self.url).await,
+            _ => connect(&self.url, self.statements).await,
         }
     }
 
@@ -117,7 +121,7 @@ impl Connections {
     }
 }
 
-async fn connect(url: &str) -> Result<Conn, DbError> {
+async fn connect(url: &str, sqls: &'static [&'static str]) -> Result<Conn, DbError> {
     let (client, connection) = crate::db::connect(url).await?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
@@ -130,13 +134,10 @@ async fn connect(url: &str) -> Result<Conn, DbError> {
     client
         .batch_execute("SET plan_cache_mode = force_generic_plan")
         .await?;
-    let statements = Prepared {
-        begin: client.prepare(super::begin::SQL).await?,
-        complete: client.prepare(super::complete::SQL).await?,
-        settle: client.prepare(super::settle::SQL).await?,
-        settle_each: client.prepare(super::settle::PER_COMMAND_SQL).await?,
-        create_run: client.prepare(super::create_run::SQL).await?,
-    };
+    let mut statements = HashMap::with_capacity(sqls.len());
+    for &sql in sqls {
+        statements.insert(sql, client.prepare(sql).await?);
+    }
     Ok(Conn { client, statements })
 }
 

@@ -56,7 +56,7 @@ impl Op for BeginOp {
         let rows = conn
             .client
             .query(
-                &conn.statements.begin,
+                conn.statement(SQL)?,
                 &[
                     &c.tenants,
                     &c.runs,

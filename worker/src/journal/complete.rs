@@ -73,7 +73,7 @@ impl Op for CompleteOp {
         let rows = conn
             .client
             .query(
-                &conn.statements.complete,
+                conn.statement(SQL)?,
                 &[
                     &tenants,
                     &runs,

@@ -54,7 +54,7 @@ impl Op for CreateRunOp {
         let rows = conn
             .client
             .query(
-                &conn.statements.create_run,
+                conn.statement(SQL)?,
                 &[
                     &tenants, &runs, &projects, &profiles, &sessions, &specs, &keys, &hashes,
                 ],

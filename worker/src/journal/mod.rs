@@ -47,6 +47,15 @@ use self::create_run::{CreateRunOp, CreateRunRequest};
 use self::settle::{SettleOp, SettleRequest};
 use crate::db::{DbError, Pool};
 
+/// The batched statements every journal connection prepares once.
+const BATCH_STATEMENTS: [&str; 5] = [
+    begin::SQL,
+    complete::SQL,
+    settle::SQL,
+    settle::PER_COMMAND_SQL,
+    create_run::SQL,
+];
+
 /// A command as the journal records it: identity, order, idempotency, and
 /// the message itself.
 #[derive(Debug, Clone)]
@@ -273,7 +282,7 @@ impl Journal {
     /// Wraps a pool; the hot path gets `group_commits` connections of its
     /// own, each running one batch at a time.
     pub fn new(pool: Pool, group_commits: usize) -> Journal {
-        let connections = Connections::new(pool.url(), group_commits);
+        let connections = Connections::new(pool.url(), group_commits, &BATCH_STATEMENTS);
         Journal {
             begins: Batcher::start(connections.clone()),
             completes: Batcher::start(connections.clone()),

@@ -210,9 +210,9 @@ impl Op for SettleOp {
         let events: Vec<&RawJson> = requests.iter().map(|r| &r.events).collect();
         let set_based = requests.len() >= SET_BASED_FROM;
         let statement = if set_based {
-            &conn.statements.settle
+            conn.statement(SQL)?
         } else {
-            &conn.statements.settle_each
+            conn.statement(PER_COMMAND_SQL)?
         };
         let rows = conn
             .client

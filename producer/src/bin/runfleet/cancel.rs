@@ -2,27 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Args;
 use runfleet_producer::{ProducerError, new_cancel};
 use runfleet_schemas::{CommandId, RunId, Tenant};
 
-use crate::cli::Cli;
+use crate::cli::{CancelArgs, Cli};
 use crate::{connect, print};
-
-#[derive(Debug, Args)]
-pub(crate) struct CancelArgs {
-    /// The tenant owning the run.
-    #[arg(long, env = "RUNFLEET_TENANT")]
-    tenant: String,
-    /// The run.
-    run: String,
-    /// Only this command.
-    #[arg(long)]
-    command: Option<String>,
-    /// Why, for the receipts and the event log.
-    #[arg(long)]
-    reason: Option<String>,
-}
 
 pub(crate) async fn run(cli: &Cli, args: &CancelArgs) -> anyhow::Result<ExitCode> {
     let tenant = Tenant::new(args.tenant.as_str()).map_err(ProducerError::from)?;

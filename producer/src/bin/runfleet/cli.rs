@@ -1,13 +1,11 @@
-//! The command line's shape: global flags and the subcommands (each
-//! subcommand's own flags are in its file).
+//! The command line's shape, as clap reads it: global flags, the
+//! subcommands and each one's flags (what each does is in its own file).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use runfleet_schemas::{RunId, Tenant};
-
-use crate::{cancel, command_send, dlq, events, fleet, publish, run_create, session, status};
-use crate::{validate, wait};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,45 +44,45 @@ pub(crate) enum Cmd {
     #[command(subcommand)]
     Command(CommandCommand),
     /// Wait for a command's receipt.
-    Wait(wait::WaitArgs),
+    Wait(WaitArgs),
     /// Print a run's events (from `--from`), and with `--follow` keep printing new ones.
-    Events(events::EventsArgs),
+    Events(EventsArgs),
     /// Print a run's commands and their receipts so far.
-    Status(status::StatusArgs),
+    Status(StatusArgs),
     /// Cancel a run (its running command stops, its pending commands never
     /// run, it becomes terminal), or with `--command` one of its commands.
-    Cancel(cancel::CancelArgs),
+    Cancel(CancelArgs),
     /// Sessions.
     #[command(subcommand)]
     Session(SessionCommand),
     /// The fleet at a glance: workers (alive, last seen, in flight), commands
     /// and runs by state, dead-letter depth.
-    Fleet(fleet::FleetArgs),
+    Fleet(FleetArgs),
     /// Dead letters: list, show, re-drive.
     #[command(subcommand)]
-    Dlq(dlq::DlqCommand),
+    Dlq(DlqCommand),
     /// Check a message (a file, or `-` for stdin) against the contract.
-    Validate(validate::ValidateArgs),
+    Validate(ValidateArgs),
     /// Validate a run.create, command.create or control.cancel message and publish it.
-    Publish(publish::PublishArgs),
+    Publish(PublishArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RunCommand {
     /// Create a run; prints its id.
-    Create(run_create::RunCreateArgs),
+    Create(RunCreateArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CommandCommand {
     /// Send a command to a run; prints its id.
-    Send(command_send::CommandSendArgs),
+    Send(CommandSendArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SessionCommand {
     /// A session's summary: active or idle, last run, last activity, last event seq.
-    Show(session::SessionShowArgs),
+    Show(SessionShowArgs),
 }
 
 /// The run a subcommand is about.
@@ -106,4 +104,176 @@ impl RunTarget {
             RunId::new(self.run.as_str())?,
         ))
     }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// The message file; `-` reads stdin.
+    #[arg(default_value = "-")]
+    pub(crate) file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PublishArgs {
+    /// The message file; `-` reads stdin.
+    #[arg(default_value = "-")]
+    pub(crate) file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunCreateArgs {
+    /// The tenant owning the run.
+    #[arg(long, env = "RUNFLEET_TENANT")]
+    pub(crate) tenant: String,
+    /// The project.
+    #[arg(long)]
+    pub(crate) project: String,
+    /// The backend profile serving it.
+    #[arg(long, default_value = "echo")]
+    pub(crate) profile: String,
+    /// The run's id (default: a fresh UUIDv7).
+    #[arg(long)]
+    pub(crate) run_id: Option<String>,
+    /// A session to continue.
+    #[arg(long)]
+    pub(crate) session: Option<String>,
+    /// A budget, `CURRENCY=AMOUNT` (repeatable), e.g. `--budget usd=5`.
+    #[arg(long = "budget", value_parser = parse_budget)]
+    pub(crate) budgets: Vec<(String, f64)>,
+    /// Materialize this directory (on the worker's host) as the run's working directory.
+    #[arg(long, conflicts_with = "bundle_git")]
+    pub(crate) bundle_dir: Option<String>,
+    /// Materialize this git repository, at `--bundle-commit`, as the run's working directory.
+    #[arg(long, requires = "bundle_commit")]
+    pub(crate) bundle_git: Option<String>,
+    /// The commit of `--bundle-git`.
+    #[arg(long, requires = "bundle_git")]
+    pub(crate) bundle_commit: Option<String>,
+}
+
+fn parse_budget(text: &str) -> Result<(String, f64), String> {
+    let (currency, amount) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected CURRENCY=AMOUNT, e.g. usd=5"))?;
+    let amount: f64 = amount
+        .parse()
+        .map_err(|_| format!("{text:?}: {amount:?} is not a number"))?;
+    if currency.is_empty() || !amount.is_finite() || amount < 0.0 {
+        return Err(format!(
+            "{text:?}: expected a currency and a non-negative amount"
+        ));
+    }
+    Ok((currency.to_owned(), amount))
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CommandSendArgs {
+    #[command(flatten)]
+    pub(crate) target: RunTarget,
+    /// Its position in the run (1, 2, …).
+    #[arg(long)]
+    pub(crate) seq: u64,
+    /// `turn`, `steer` or `close`.
+    #[arg(long, default_value = "turn")]
+    pub(crate) kind: String,
+    /// The payload as JSON; `@FILE` reads a file, `-` (the default) reads stdin.
+    #[arg(long, default_value = "-")]
+    pub(crate) payload: String,
+    /// Wait for the receipt and print it (exit code 3 if it did not complete).
+    #[arg(long)]
+    pub(crate) wait: bool,
+    /// How long `--wait` waits.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WaitArgs {
+    #[command(flatten)]
+    pub(crate) target: RunTarget,
+    /// The command's id.
+    #[arg(long)]
+    pub(crate) command: String,
+    /// How long to wait.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    #[command(flatten)]
+    pub(crate) target: RunTarget,
+    /// The first event seq to print.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) from: u64,
+    /// Keep following new events until Ctrl-C.
+    #[arg(long)]
+    pub(crate) follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CancelArgs {
+    /// The tenant owning the run.
+    #[arg(long, env = "RUNFLEET_TENANT")]
+    pub(crate) tenant: String,
+    /// The run.
+    pub(crate) run: String,
+    /// Only this command.
+    #[arg(long)]
+    pub(crate) command: Option<String>,
+    /// Why, for the receipts and the event log.
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SessionShowArgs {
+    /// The tenant owning the session.
+    #[arg(long, env = "RUNFLEET_TENANT")]
+    pub(crate) tenant: String,
+    /// The session.
+    pub(crate) session: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FleetArgs {
+    /// Refresh every 2 s until Ctrl-C.
+    #[arg(long)]
+    pub(crate) watch: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// Dead letters, newest first.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Include those already re-driven.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One dead letter in full: reason, payload, headers, delivery history.
+    Show {
+        /// Its id.
+        id: String,
+    },
+    /// Publish the original message again (a new delivery history, the
+    /// original idempotency key).
+    Redrive {
+        /// Its id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The tenant owning the run.
+    #[arg(long, env = "RUNFLEET_TENANT")]
+    pub(crate) tenant: String,
+    /// The run.
+    pub(crate) run: String,
 }

@@ -2,35 +2,12 @@
 //! `--wait` its receipt.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::Args;
 use runfleet_producer::{ProducerError, new_command};
 use runfleet_schemas::CommandKind;
 
-use crate::cli::{Cli, RunTarget};
+use crate::cli::{Cli, CommandSendArgs};
 use crate::{connect, input, print};
-
-#[derive(Debug, Args)]
-pub(crate) struct CommandSendArgs {
-    #[command(flatten)]
-    target: RunTarget,
-    /// Its position in the run (1, 2, …).
-    #[arg(long)]
-    seq: u64,
-    /// `turn`, `steer` or `close`.
-    #[arg(long, default_value = "turn")]
-    kind: String,
-    /// The payload as JSON; `@FILE` reads a file, `-` (the default) reads stdin.
-    #[arg(long, default_value = "-")]
-    payload: String,
-    /// Wait for the receipt and print it (exit code 3 if it did not complete).
-    #[arg(long)]
-    wait: bool,
-    /// How long `--wait` waits.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
-}
 
 pub(crate) async fn run(cli: &Cli, args: &CommandSendArgs) -> anyhow::Result<ExitCode> {
     let (tenant, run_id) = args.target.parse().map_err(ProducerError::from)?;

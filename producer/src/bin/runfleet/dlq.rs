@@ -2,38 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Subcommand;
 use runfleet_producer::inspect;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, DlqCommand};
 use crate::{connect, print};
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum DlqCommand {
-    /// Dead letters, newest first.
-    List {
-        /// Only this tenant's.
-        #[arg(long)]
-        tenant: Option<String>,
-        /// How many.
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-        /// Include those already re-driven.
-        #[arg(long)]
-        all: bool,
-    },
-    /// One dead letter in full: reason, payload, headers, delivery history.
-    Show {
-        /// Its id.
-        id: String,
-    },
-    /// Publish the original message again (a new delivery history, the
-    /// original idempotency key).
-    Redrive {
-        /// Its id.
-        id: String,
-    },
-}
 
 pub(crate) async fn run(cli: &Cli, command: &DlqCommand) -> anyhow::Result<ExitCode> {
     let producer = connect(cli).await?;

@@ -3,25 +3,12 @@
 
 use std::process::ExitCode;
 
-use clap::Args;
 use futures::StreamExt;
 use runfleet_producer::{ProducerError, follow};
 use runfleet_schemas::Event;
 
-use crate::cli::{Cli, RunTarget};
+use crate::cli::{Cli, EventsArgs};
 use crate::{connect, print};
-
-#[derive(Debug, Args)]
-pub(crate) struct EventsArgs {
-    #[command(flatten)]
-    target: RunTarget,
-    /// The first event seq to print.
-    #[arg(long, default_value_t = 1)]
-    from: u64,
-    /// Keep following new events until Ctrl-C.
-    #[arg(long)]
-    follow: bool,
-}
 
 pub(crate) async fn run(cli: &Cli, args: &EventsArgs) -> anyhow::Result<ExitCode> {
     let (tenant, run_id) = args.target.parse().map_err(ProducerError::from)?;

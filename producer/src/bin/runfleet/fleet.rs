@@ -4,19 +4,11 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Args;
 use runfleet_producer::inspect;
 use runfleet_schemas::api::FleetStats;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, FleetArgs};
 use crate::{connect, print};
-
-#[derive(Debug, Args)]
-pub(crate) struct FleetArgs {
-    /// Refresh every 2 s until Ctrl-C.
-    #[arg(long)]
-    watch: bool,
-}
 
 pub(crate) async fn run(cli: &Cli, args: &FleetArgs) -> anyhow::Result<ExitCode> {
     let producer = connect(cli).await?;

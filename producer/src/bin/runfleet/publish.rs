@@ -1,21 +1,12 @@
 //! `runfleet publish FILE`: validate a producer's message, then publish it
 //! on its subject (awaiting the PubAck).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
 use runfleet_schemas::{Message, MessageKind, decode_any};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, PublishArgs};
 use crate::{connect, input, print};
-
-#[derive(Debug, Args)]
-pub(crate) struct PublishArgs {
-    /// The message file; `-` reads stdin.
-    #[arg(default_value = "-")]
-    file: PathBuf,
-}
 
 pub(crate) async fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<ExitCode> {
     let bytes = input::message(&args.file)?;

@@ -2,21 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Args;
 use runfleet_producer::{ProducerError, follow};
 use runfleet_schemas::{SessionId, Tenant};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, SessionShowArgs};
 use crate::{connect, print};
-
-#[derive(Debug, Args)]
-pub(crate) struct SessionShowArgs {
-    /// The tenant owning the session.
-    #[arg(long, env = "RUNFLEET_TENANT")]
-    tenant: String,
-    /// The session.
-    session: String,
-}
 
 pub(crate) async fn show(cli: &Cli, args: &SessionShowArgs) -> anyhow::Result<ExitCode> {
     let tenant = Tenant::new(args.tenant.as_str()).map_err(ProducerError::from)?;

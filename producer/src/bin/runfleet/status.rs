@@ -2,21 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Args;
 use runfleet_producer::{ProducerError, follow};
 use runfleet_schemas::{RunId, Tenant};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, StatusArgs};
 use crate::{connect, print};
-
-#[derive(Debug, Args)]
-pub(crate) struct StatusArgs {
-    /// The tenant owning the run.
-    #[arg(long, env = "RUNFLEET_TENANT")]
-    tenant: String,
-    /// The run.
-    run: String,
-}
 
 pub(crate) async fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let tenant = Tenant::new(args.tenant.as_str()).map_err(ProducerError::from)?;

@@ -1,20 +1,11 @@
 //! `runfleet validate FILE`: check a message against the contract.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
 use runfleet_schemas::decode_any;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, ValidateArgs};
 use crate::{input, print};
-
-#[derive(Debug, Args)]
-pub(crate) struct ValidateArgs {
-    /// The message file; `-` reads stdin.
-    #[arg(default_value = "-")]
-    file: PathBuf,
-}
 
 pub(crate) fn run(cli: &Cli, args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let bytes = input::message(&args.file)?;

@@ -2,25 +2,11 @@
 //! complete, 4 when none came in time).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::Args;
 use runfleet_producer::{ProducerError, follow};
 
-use crate::cli::{Cli, RunTarget};
+use crate::cli::{Cli, WaitArgs};
 use crate::{connect, print};
-
-#[derive(Debug, Args)]
-pub(crate) struct WaitArgs {
-    #[command(flatten)]
-    target: RunTarget,
-    /// The command's id.
-    #[arg(long)]
-    command: String,
-    /// How long to wait.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
-}
 
 pub(crate) async fn run(cli: &Cli, args: &WaitArgs) -> anyhow::Result<ExitCode> {
     let (tenant, run_id) = args.target.parse().map_err(ProducerError::from)?;
