@@ -31,6 +31,15 @@ fn validator(schema: &Value) -> jsonschema::Validator {
         .unwrap()
 }
 
+/// `value` is valid against the committed schema of `endpoint`'s `side`.
+fn assert_valid(endpoint: &str, side: &str, value: &Value) {
+    let errors: Vec<String> = validator(&committed(endpoint, side))
+        .iter_errors(value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{endpoint} {side} {value}: {errors:?}");
+}
+
 /// `request` and `answer` validate against `R`'s committed schemas and
 /// read back as themselves; the request also passes the worker's reader.
 fn round_trip<R>(request: R, answer: R::Response)
@@ -39,27 +48,16 @@ where
     R::Response: PartialEq + std::fmt::Debug,
 {
     let endpoint = R::ENDPOINT;
-    let request_json = serde_json::to_value(&request).unwrap();
-    let errors: Vec<String> = validator(&committed(endpoint, "request"))
-        .iter_errors(&request_json)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{endpoint} request {request_json}: {errors:?}"
+    assert_valid(
+        endpoint,
+        "request",
+        &serde_json::to_value(&request).unwrap(),
     );
     let bytes = serde_json::to_vec(&request).unwrap();
     assert_eq!(read_request::<R>(&bytes).unwrap(), request, "{endpoint}");
 
     let answer_json = serde_json::to_value(&answer).unwrap();
-    let errors: Vec<String> = validator(&committed(endpoint, "response"))
-        .iter_errors(&answer_json)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{endpoint} answer {answer_json}: {errors:?}"
-    );
+    assert_valid(endpoint, "response", &answer_json);
     let back: R::Response = serde_json::from_value(answer_json).unwrap();
     assert_eq!(back, answer, "{endpoint}");
 }
