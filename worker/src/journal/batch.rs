@@ -278,8 +278,16 @@ async fn commit<O: Op>(connections: &Connections, mut batch: Vec<Call<O>>) {
             }
             for call in batch {
                 let answer = O::run(&conn, &[&call.request]).await.and_then(|mut a| {
-                    a.pop()
-                        .ok_or_else(|| DbError::Unexpected("a journal call returned no row".into()))
+                    a.pop().ok_or_else(|| {
+                        let (tenant, run_id, seq) = O::order(&call.request);
+                        DbError::Unexpected(format!(
+                            "{} returned no row for run {run_id} of tenant {tenant} (seq {seq})",
+                            std::any::type_name::<O>()
+                                .rsplit("::")
+                                .next()
+                                .unwrap_or("a journal call")
+                        ))
+                    })
                 });
                 let _ = call.reply.send(answer);
             }

@@ -39,8 +39,12 @@ impl Turn<'_> {
             return self.give_up(&claim, started_at, why).await;
         }
         // Validated against its schema when it was accepted; plain serde here.
-        let run: RunCreate = serde_json::from_value(run_spec)
-            .map_err(|e| crate::db::DbError::Unexpected(format!("stored run: {e}")))?;
+        let run: RunCreate = serde_json::from_value(run_spec).map_err(|e| {
+            crate::db::DbError::Unexpected(format!(
+                "stored run {} of tenant {}: {e}",
+                self.command.run_id, self.command.tenant
+            ))
+        })?;
         let _ = self.profile.set(run.backend_profile.to_string());
         if run.resource_bundle.is_none() && run.budgets.is_empty() {
             // Later commands of this run may be settled in one statement

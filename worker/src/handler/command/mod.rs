@@ -187,9 +187,10 @@ impl Turn<'_> {
                     waiter,
                 } => {
                     let Some(pure) = pure.take() else {
-                        return Err(crate::db::DbError::Unexpected(
-                            "settled without a computed outcome".into(),
-                        )
+                        return Err(crate::db::DbError::Unexpected(format!(
+                            "command {} (run {}) settled without a computed outcome",
+                            self.command.command_id, self.command.run_id
+                        ))
                         .into());
                     };
                     return self
@@ -241,9 +242,10 @@ impl Turn<'_> {
                 }
                 Begin::NoRun(why) => return self.no_run(why).await,
                 Begin::Slow => {
-                    return Err(crate::db::DbError::Unexpected(
-                        "the two-step begin answered as a settle".into(),
-                    )
+                    return Err(crate::db::DbError::Unexpected(format!(
+                        "the two-step begin of command {} (run {}) answered as a settle",
+                        self.command.command_id, self.command.run_id
+                    ))
                     .into());
                 }
                 Begin::Wait(why) => {

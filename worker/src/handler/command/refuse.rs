@@ -21,8 +21,12 @@ impl Turn<'_> {
         events: Option<Vec<Value>>,
     ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
-        let receipt: Receipt = decode_value(stored)
-            .map_err(|e| crate::db::DbError::Unexpected(format!("stored receipt: {e}")))?;
+        let receipt: Receipt = decode_value(stored).map_err(|e| {
+            crate::db::DbError::Unexpected(format!(
+                "stored receipt of command {} (run {}): {e}",
+                self.command.command_id, self.command.run_id
+            ))
+        })?;
         if let Some(range) = receipt.events {
             let values = match events {
                 Some(values) => values,
