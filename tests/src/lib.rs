@@ -21,6 +21,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod backlog;
 mod bins;
 mod effects;
 mod error;
@@ -29,6 +30,7 @@ mod paths;
 mod postgres;
 mod worker;
 
+pub use backlog::work_backlog;
 pub use bins::binary;
 pub use effects::{Effect, read_effects};
 pub use error::FixtureError;

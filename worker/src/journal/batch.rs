@@ -17,7 +17,6 @@
 //!   aborts the statement) is retried call by call, so one bad call never
 //!   fails its neighbours; each failing call gets its own error.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -33,15 +32,16 @@ pub(crate) const MAX_BATCH: usize = 512;
 pub(crate) struct Conn {
     /// The client.
     pub client: tokio_postgres::Client,
-    /// Its statements, by their SQL text (the ops' own constants).
-    statements: HashMap<&'static str, Statement>,
+    /// Its statements, with their SQL text (the ops' own constants).
+    statements: Vec<(&'static str, Statement)>,
 }
 
 impl Conn {
     /// The prepared statement of `sql`, one of those the connections were
     /// made for ([`Connections::new`]).
     pub(crate) fn statement(&self, sql: &'static str) -> Result<&Statement, DbError> {
-        self.statements.get(sql).ok_or_else(|| {
+        let prepared = self.statements.iter().find(|(text, _)| *text == sql);
+        prepared.map(|(_, statement)| statement).ok_or_else(|| {
             DbError::Unexpected(format!(
                 "a journal statement was not prepared: {}",
                 crate::text::head(sql.trim(), 80)
@@ -134,9 +134,9 @@ async fn connect(url: &str, sqls: &'static [&'static str]) -> Result<Conn, DbErr
     client
         .batch_execute("SET plan_cache_mode = force_generic_plan")
         .await?;
-    let mut statements = HashMap::with_capacity(sqls.len());
+    let mut statements = Vec::with_capacity(sqls.len());
     for &sql in sqls {
-        statements.insert(sql, client.prepare(sql).await?);
+        statements.push((sql, client.prepare(sql).await?));
     }
     Ok(Conn { client, statements })
 }

@@ -2,9 +2,8 @@
 
 use runfleet_schemas::api::{DeadLetterList, DeadLetterSummary, DlqListRequest};
 
-use super::Api;
 use super::error::ApiError;
-use super::fields::bigint;
+use super::{Api, bigint};
 
 impl Api {
     /// `dlq.list`: dead letters, newest first.

@@ -2,9 +2,8 @@
 
 use runfleet_schemas::api::{EventsAfterRequest, EventsPage};
 
-use super::Api;
 use super::error::{ApiError, no_run};
-use super::fields::bigint;
+use super::{Api, bigint};
 
 impl Api {
     /// `events.after`: up to `limit` events with seq > `after_seq`, in order.

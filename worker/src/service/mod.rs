@@ -95,7 +95,6 @@ mod dlq_redrive;
 mod dlq_show;
 mod error;
 mod events_after;
-mod fields;
 mod fleet_stats;
 mod run_status;
 pub mod sessions;
@@ -338,6 +337,11 @@ impl Api {
             Endpoint::FleetStats => self.encode(&self.fleet_stats(read(body)?).await?),
         }
     }
+}
+
+/// A request number as a PostgreSQL bigint.
+fn bigint(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// A request body as `R`; a refusal (400) names the field.

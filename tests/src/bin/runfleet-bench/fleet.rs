@@ -7,7 +7,7 @@ use async_nats::jetstream;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use runfleet_producer::{Producer, new_command, new_run};
-use runfleet_schemas::{CommandCreate, CommandKind, RunCreate, subjects};
+use runfleet_schemas::{CommandCreate, CommandKind, RunCreate};
 use runfleet_tests::{TestDb, TestNats, TestWorker, WorkerEnv};
 
 /// PubAcks in flight while publishing.
@@ -218,11 +218,9 @@ pub async fn receipted(pg: &tokio_postgres::Client, tenant: &str) -> anyhow::Res
 
 /// The work consumer's backlog: (pending, waiting for an ack).
 pub async fn backlog(js: &jetstream::Context) -> anyhow::Result<(u64, usize)> {
-    let mut consumer: jetstream::consumer::PullConsumer = js
-        .get_consumer_from_stream(runfleet_worker::setup::WORK_CONSUMER, subjects::WORK_STREAM)
-        .await?;
-    let info = consumer.info().await?;
-    Ok((info.num_pending, info.num_ack_pending))
+    runfleet_tests::work_backlog(js)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Waits until the work consumer is empty (nothing pending, nothing unacked); how long it took.

@@ -123,7 +123,7 @@ async fn all_acked(stack: &Stack, limit: Duration) -> anyhow::Result<()> {
     let js = stack.jetstream().await?;
     let started = Instant::now();
     loop {
-        let looked = backlog(&js).await;
+        let looked = runfleet_tests::work_backlog(&js).await;
         if matches!(looked, Ok((0, 0))) {
             return Ok(());
         }
@@ -133,18 +133,6 @@ async fn all_acked(stack: &Stack, limit: Duration) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// The work consumer's (pending, unacked) messages.
-async fn backlog(js: &async_nats::jetstream::Context) -> anyhow::Result<(u64, usize)> {
-    let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
-        .get_consumer_from_stream(
-            runfleet_worker::setup::WORK_CONSUMER,
-            runfleet_schemas::subjects::WORK_STREAM,
-        )
-        .await?;
-    let info = consumer.info().await?;
-    Ok((info.num_pending, info.num_ack_pending))
 }
 
 /// Runs one scenario and prints its line; whether every check held.
