@@ -120,14 +120,14 @@ pub async fn run_with(
     let worker_id = config.worker_id();
     let client = preflight::connect_nats(&config).await?;
     let js = jetstream::new(client.clone());
-    let pool = Pool::connect(&config.database_url, config.pg_pool_size).await?;
+    let pool = Pool::connect(&config.database_url, config.pg_pool_size.get()).await?;
     setup::migrate(&pool).await?;
     let streams = config.streams();
     let consumer = setup::ensure_streams(&js, &streams).await?;
     let control = setup::ensure_control_consumer(&js, &streams).await?;
-    let journal = Journal::new(pool.clone(), config.group_commits);
+    let journal = Journal::new(pool.clone(), config.group_commits.get());
     journal.register_worker(&worker_id, &hostname()).await?;
-    tracing::info!(worker.id = %worker_id, concurrency = config.concurrency().get(), profiles = ?profiles.names(), "worker started");
+    tracing::info!(worker.id = %worker_id, concurrency = config.concurrency.get(), profiles = ?profiles.names(), "worker started");
 
     let run_log = RunLog {
         journal: journal.clone(),
@@ -219,7 +219,7 @@ pub async fn run_with(
         "control-consumer",
         pull_control(control, shared.clone(), shutdown.clone()),
     );
-    let slots = Arc::new(Semaphore::new(config.concurrency().get()));
+    let slots = Arc::new(Semaphore::new(config.concurrency.get()));
     let mut in_flight = JoinSet::new();
     pull_until_shutdown(&consumer, &shared, &slots, &mut in_flight, &shutdown).await;
 

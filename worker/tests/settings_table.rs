@@ -1,151 +1,71 @@
-//! The README's settings table, `runfleet-worker --help` and the defaults
-//! the worker runs with say the same: every flag of the one is in the
-//! other with the same environment variable and the same default, and a
-//! default the table gives as a value is the one the worker runs with.
-
-use std::collections::BTreeMap;
+//! Each setting is declared once (`worker/src/config/settings.rs`); the
+//! README's settings table, `runfleet-worker --help` and `--dump-config`
+//! follow from that declaration. This test keeps the README equal to the
+//! table generated from it (`RUNFLEET_BLESS=1` rewrites the README's table)
+//! and checks that every declared setting is a flag with its variable.
 
 use clap::{Args, Command};
-use runfleet_worker::config::{Overrides, Settings};
+use runfleet_worker::config::declare::readme_table;
+use runfleet_worker::config::{DECLARED, Overrides};
 
-/// One row of the README's table.
-#[derive(Debug)]
-struct Row {
-    /// `--flag`, or `None` for a variable without a flag.
-    flag: Option<String>,
-    /// `RUNFLEET_…`, when the row names it.
-    env: Option<String>,
-    /// The default column, backticks removed.
-    default: String,
-    /// Whether the default column is one literal value (in backticks).
-    literal: bool,
+const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+const HEADER: &str = "| setting (flag / env) | default | meaning |";
+
+/// The README's table: from its header line to the first line that is not a row.
+fn readme_table_span(readme: &str) -> (usize, usize) {
+    let start = readme
+        .find(HEADER)
+        .expect("the README has a settings table");
+    let len: usize = readme[start..]
+        .split_inclusive('\n')
+        .take_while(|line| line.starts_with('|'))
+        .map(str::len)
+        .sum();
+    (start, start + len)
 }
 
-/// The rows of the table headed `| setting (flag / env) | default | meaning |`.
-fn readme_rows() -> Vec<Row> {
-    let readme = include_str!("../../README.md");
-    let mut lines = readme
-        .lines()
-        .skip_while(|l| !l.starts_with("| setting (flag / env) | default | meaning |"))
-        .skip(2);
-    let mut rows = Vec::new();
-    for line in lines.by_ref().take_while(|l| l.starts_with('|')) {
-        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
-        assert_eq!(
-            cells.len(),
-            3,
-            "README settings row with {} cells: {line}",
-            cells.len()
-        );
-        let names: Vec<String> = cells[0]
-            .split('`')
-            .skip(1)
-            .step_by(2)
-            .map(str::to_owned)
-            .collect();
-        let flag = names.iter().find(|n| n.starts_with("--")).cloned();
-        let env = names.iter().find(|n| !n.starts_with("--")).cloned();
-        let default = cells[1].to_owned();
-        let literal =
-            default.starts_with('`') && default.ends_with('`') && default.matches('`').count() == 2;
-        rows.push(Row {
-            flag,
-            env,
-            default: default.replace('`', ""),
-            literal,
-        });
+#[test]
+fn the_readme_table_is_the_declared_one() {
+    let readme = std::fs::read_to_string(README).unwrap();
+    let (start, end) = readme_table_span(&readme);
+    let expected = readme_table();
+    if readme[start..end] == expected {
+        return;
     }
-    assert!(rows.len() > 20, "the README's settings table was not found");
-    rows
+    if std::env::var_os("RUNFLEET_BLESS").is_some() {
+        let updated = format!("{}{expected}{}", &readme[..start], &readme[end..]);
+        std::fs::write(README, updated).unwrap();
+        return;
+    }
+    panic!(
+        "the README's settings table differs from the declarations \
+         (worker/src/config/settings.rs); rerun with RUNFLEET_BLESS=1 to \
+         rewrite it. Expected:\n{expected}"
+    );
 }
 
-/// Every flag of the worker's settings: `--flag` → (env, default named in its help, hidden).
-fn help_flags() -> BTreeMap<String, (Option<String>, Option<String>, bool)> {
+#[test]
+fn every_declared_setting_is_a_flag_with_its_variable_and_default() {
     let command = Overrides::augment_args(Command::new("runfleet-worker"));
-    command
-        .get_arguments()
-        .filter_map(|arg| {
-            let long = format!("--{}", arg.get_long()?);
-            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
-            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
-            let default = help
-                .split_once("[default: ")
-                .and_then(|(_, rest)| rest.split_once(']'))
-                .map(|(d, _)| d.to_owned());
-            Some((long, (env, default, arg.is_hide_set())))
-        })
-        .collect()
-}
-
-#[test]
-fn the_readme_table_and_the_help_name_the_same_settings() {
-    let rows = readme_rows();
-    let flags = help_flags();
-    for row in &rows {
-        let Some(flag) = &row.flag else {
-            // A variable without a flag: a hidden one.
-            let env = row
-                .env
-                .as_deref()
-                .expect("a row names a flag or a variable");
-            assert!(
-                flags
-                    .values()
-                    .any(|(e, _, hidden)| e.as_deref() == Some(env) && *hidden),
-                "README lists {env}, which is no hidden setting"
-            );
-            continue;
-        };
-        let Some((env, default, _)) = flags.get(flag) else {
-            panic!("README lists {flag}, which runfleet-worker --help does not have");
-        };
-        assert_eq!(&row.env, env, "{flag}: the environment variable");
-        let help_default = default.as_deref().unwrap_or("none");
-        assert!(
-            row.default.starts_with(help_default),
-            "{flag}: README says the default is {:?}, --help says {help_default:?}",
-            row.default
+    for setting in DECLARED {
+        let flag = setting.key.replace('_', "-");
+        let arg = command
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some(flag.as_str()))
+            .unwrap_or_else(|| panic!("--{flag} is not a flag"));
+        assert_eq!(
+            arg.get_env().and_then(|e| e.to_str()),
+            Some(setting.env),
+            "--{flag}: its variable"
         );
+        assert_eq!(arg.is_hide_set(), setting.hidden, "--{flag}: hidden");
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        assert!(help.contains("[default: "), "--{flag}: {help}");
     }
-    for (flag, (env, _, hidden)) in &flags {
-        let listed = rows
-            .iter()
-            .any(|r| r.flag.as_deref() == Some(flag.as_str()))
-            || (*hidden && rows.iter().any(|r| r.env.is_some() && r.env == *env));
-        assert!(listed, "{flag} is missing from the README's settings table");
-    }
-}
-
-#[test]
-fn defaults_given_as_values_are_the_ones_the_worker_uses() {
-    // As `--dump-config` writes them (before it masks credentials).
-    let defaults = serde_json::to_value(Settings::default()).unwrap();
-    let dumped: BTreeMap<String, String> = defaults
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| {
-            let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-            (k.clone(), text)
-        })
-        .collect();
-    for row in readme_rows().iter().filter(|r| r.literal) {
-        let Some(flag) = &row.flag else { continue };
-        let key = flag.trim_start_matches("--").replace('-', "_");
-        let Some(value) = dumped.get(&key) else {
-            panic!("{flag}: --dump-config shows no {key}");
-        };
-        let same = match (
-            humantime::parse_duration(&row.default),
-            humantime::parse_duration(value),
-        ) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => row.default == *value,
-        };
-        assert!(
-            same,
-            "{flag}: README says {:?}, the worker's default is {value:?}",
-            row.default
-        );
-    }
+    let flags = command.get_arguments().count();
+    assert_eq!(
+        flags,
+        DECLARED.len() + 1,
+        "every flag but --config is a declared setting"
+    );
 }

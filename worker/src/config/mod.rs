@@ -7,25 +7,26 @@
 //! plus the `[profiles.<name>]` tables of [`crate::profiles`]. Durations are
 //! human-readable (`30s`, `5m`, `250ms`). `runfleet-worker --dump-config`
 //! prints the effective configuration with secrets masked.
+//!
+//! Each setting is declared once, in `config/settings.rs` (through the
+//! `settings!` macro of [`declare`]): the field and its default, its flag and
+//! variable, its `--help` line and its row of the README's table.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
-use runfleet_nats::NatsAuth;
 use serde::{Deserialize, Serialize};
 
-use crate::profiles::{Profile, Profiles, ProfilesError};
+use crate::profiles::{Profiles, ProfilesError};
 
+pub mod declare;
 mod layers;
-mod overrides;
+mod settings;
 
 use self::layers::{describe, nats_env};
-pub use self::overrides::Overrides;
+pub use self::settings::{DECLARED, Overrides, Settings};
 
 /// Durations as human-readable text in files, the environment and dumps.
 mod human {
@@ -41,6 +42,23 @@ mod human {
         let text = String::deserialize(deserializer)?;
         humantime::parse_duration(&text)
             .map_err(|err| serde::de::Error::custom(format!("{text:?} is not a duration: {err}")))
+    }
+}
+
+/// Counts where 0 is meaningless: 0 is refused with "must be at least 1".
+mod nonzero {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<std::num::NonZeroU64>,
+    {
+        let value = u64::deserialize(deserializer)?;
+        let Some(value) = std::num::NonZeroU64::new(value) else {
+            return Err(serde::de::Error::custom("must be at least 1"));
+        };
+        T::try_from(value).map_err(|_| serde::de::Error::custom(format!("{value} is too large")))
     }
 }
 
@@ -69,123 +87,6 @@ pub enum ConfigError {
     /// A backend profile is unusable.
     #[error(transparent)]
     Profiles(#[from] ProfilesError),
-}
-
-/// Every setting of a worker (the effective configuration).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    /// The NATS server(s), comma-separated.
-    pub nats_url: String,
-    /// NATS authentication and TLS.
-    pub nats: NatsAuth,
-    /// The PostgreSQL database holding the journal (TLS with `sslmode=require`).
-    pub database_url: String,
-    /// Replicas of every stream (1 locally, 3 on a cluster).
-    pub replicas: usize,
-    /// The lease: how long a delivered message may go without an ack or an
-    /// in-progress ack before JetStream redelivers it.
-    #[serde(with = "human")]
-    pub ack_wait: Duration,
-    /// Deliveries of one message before the worker gives up on it (dead
-    /// letter): a far backstop, since deliveries are also lost to crashes of
-    /// workers that merely held the message.
-    pub max_deliver: i64,
-    /// Executions of one command (claims in PostgreSQL) before it ends
-    /// `failed` with `max-deliveries`: its own retry budget, which deliveries
-    /// lost while it waited or while another command's crash took its worker
-    /// down do not spend.
-    pub max_attempts: i64,
-    /// Unacknowledged messages fleet-wide (size it to the fleet's concurrency).
-    pub max_ack_pending: i64,
-    /// JetStream's deduplication window for `Nats-Msg-Id`.
-    #[serde(with = "human")]
-    pub dedupe_window: Duration,
-    /// How long receipts stay in their stream.
-    #[serde(with = "human")]
-    pub receipt_retention: Duration,
-    /// How long events stay in their stream.
-    #[serde(with = "human")]
-    pub event_retention: Duration,
-    /// This worker's identity (default: `w-` and a fresh UUIDv7).
-    pub worker_id: Option<String>,
-    /// Messages this worker handles at once.
-    pub concurrency: usize,
-    /// PostgreSQL connections in this worker's pool.
-    pub pg_pool_size: u32,
-    /// Journal batches in flight per worker (each on a connection of its
-    /// own, outside the pool).
-    pub group_commits: usize,
-    /// How long a command waits for its run to be created before it is dead-lettered.
-    #[serde(with = "human")]
-    pub run_wait: Duration,
-    /// How long a command holds its message waiting for its turn.
-    #[serde(with = "human")]
-    pub order_wait: Duration,
-    /// On SIGTERM/SIGINT, how long in-flight commands may take to finish.
-    #[serde(with = "human")]
-    pub shutdown_grace: Duration,
-    /// Where runs' working directories are created.
-    pub workdir_root: PathBuf,
-    /// How long a command whose profile no worker serves waits before `no-backend`.
-    #[serde(with = "human")]
-    pub schedule_to_start: Duration,
-    /// Lease renewals that may fail in a row before `heartbeat-lost`.
-    pub max_missed_heartbeats: u32,
-    /// Bound on each git invocation when materializing a resource bundle.
-    #[serde(with = "human")]
-    pub git_timeout: Duration,
-    /// Largest message (bytes) the worker accepts; larger ones are
-    /// dead-lettered `payload-too-large`. Unset: the NATS server's own
-    /// `max_payload` (then no stored message can be larger, and the check
-    /// only matters when a fleet sets a lower limit than its server).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_payload: Option<usize>,
-    /// The health and metrics listener (`/healthz`, `/readyz`, `/metrics`); off when unset.
-    pub http_addr: Option<SocketAddr>,
-    /// Log as JSON lines.
-    pub log_json: bool,
-    /// Append one line per `echo` execution to this file (side-effect counting in tests).
-    pub echo_effects_file: Option<PathBuf>,
-    /// Crash-test hook (`exit-after-commit`); not for production.
-    pub failpoint: Option<Failpoint>,
-    /// The backend profiles this worker serves (without any: `echo`).
-    pub profiles: BTreeMap<String, Profile>,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            nats: NatsAuth::default(),
-            database_url: "postgres://runfleet@127.0.0.1:54329/runfleet".into(),
-            replicas: 1,
-            ack_wait: Duration::from_secs(10),
-            max_deliver: 100,
-            max_attempts: 10,
-            max_ack_pending: 4096,
-            dedupe_window: Duration::from_secs(600),
-            receipt_retention: Duration::from_secs(7 * 86_400),
-            event_retention: Duration::from_secs(86_400),
-            worker_id: None,
-            concurrency: 512,
-            pg_pool_size: 8,
-            group_commits: 2,
-            run_wait: Duration::from_secs(30),
-            order_wait: Duration::from_secs(60),
-            shutdown_grace: Duration::from_secs(30),
-            workdir_root: std::env::temp_dir().join("runfleet").join("runs"),
-            schedule_to_start: Duration::from_secs(300),
-            max_missed_heartbeats: 3,
-            git_timeout: Duration::from_secs(300),
-            max_payload: None,
-            http_addr: None,
-            log_json: false,
-            echo_effects_file: None,
-            failpoint: None,
-            profiles: BTreeMap::new(),
-        }
-    }
 }
 
 /// A point at which the worker crashes on purpose, for crash tests.
@@ -263,15 +164,6 @@ impl Settings {
                 message: message.to_owned(),
             })
         };
-        if self.concurrency == 0 {
-            return invalid("concurrency", "must be at least 1");
-        }
-        if self.pg_pool_size == 0 {
-            return invalid("pg_pool_size", "must be at least 1");
-        }
-        if self.group_commits == 0 {
-            return invalid("group_commits", "must be at least 1");
-        }
         if self.max_deliver < 1 {
             return invalid("max_deliver", "must be at least 1");
         }
@@ -289,9 +181,6 @@ impl Settings {
                 "ack_wait",
                 "must be at least 300ms (heartbeats run every third of it)",
             );
-        }
-        if self.max_missed_heartbeats == 0 {
-            return invalid("max_missed_heartbeats", "must be at least 1");
         }
         if self.max_payload.is_some_and(|bytes| bytes < 1024) {
             return invalid("max_payload", "must be at least 1024 bytes");
@@ -388,11 +277,6 @@ impl Settings {
     /// Interval of in-progress acks and lease renewals: a third of the lease.
     pub fn heartbeat_interval(&self) -> Duration {
         self.ack_wait / 3
-    }
-
-    /// Messages handled at once.
-    pub fn concurrency(&self) -> NonZeroUsize {
-        NonZeroUsize::new(self.concurrency).unwrap_or(NonZeroUsize::MIN)
     }
 }
 

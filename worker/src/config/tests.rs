@@ -24,7 +24,7 @@ fn layers_defaults_file_then_overrides() {
     )
     .unwrap();
     assert_eq!(settings.ack_wait, Duration::from_secs(12), "from the file");
-    assert_eq!(settings.concurrency, 7, "the override wins");
+    assert_eq!(settings.concurrency.get(), 7, "the override wins");
     assert_eq!(settings.max_deliver, 100, "the default");
     assert_eq!(settings.max_attempts, 10, "the default");
     assert!(settings.profiles.contains_key("echo"));
@@ -45,7 +45,25 @@ fn errors_name_the_key() {
     let err = load("colour = 1\n", Overrides::default()).unwrap_err();
     assert!(err.contains("colour"), "{err}");
     let err = load("concurrency = 0\n", Overrides::default()).unwrap_err();
-    assert_eq!(err, "configuration: concurrency: must be at least 1");
+    // A count where 0 is meaningless is a non-zero type: the error names
+    // the key, the rule and where the 0 came from.
+    assert!(
+        err.starts_with("configuration: concurrency: must be at least 1")
+            && err.contains("worker.toml"),
+        "{err}"
+    );
+    let err = load(
+        "",
+        Overrides {
+            group_commits: Some(0),
+            ..Overrides::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "configuration: group_commits: must be at least 1 (from the environment or the command line)"
+    );
     let err = load(
         "",
         Overrides {

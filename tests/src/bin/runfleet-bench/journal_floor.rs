@@ -33,9 +33,9 @@ const TENANT: &str = "jfloor";
 pub async fn measure(args: &Args) -> anyhow::Result<f64> {
     let db = TestDb::create().await?;
     let defaults = Settings::default();
-    let pool = Pool::connect(db.url(), defaults.pg_pool_size).await?;
+    let pool = Pool::connect(db.url(), defaults.pg_pool_size.get()).await?;
     runfleet_worker::setup::migrate(&pool).await?;
-    let journal = Journal::new(pool, defaults.group_commits);
+    let journal = Journal::new(pool, defaults.group_commits.get());
     let (runs, commands) = workload(TENANT, args.runs, args.commands)?;
     let mut creating = FuturesUnordered::new();
     for run in &runs {
@@ -51,7 +51,7 @@ pub async fn measure(args: &Args) -> anyhow::Result<f64> {
         .map(|command| outcome(command).map(|(receipt, events)| (command, receipt, events)))
         .collect::<anyhow::Result<_>>()?;
 
-    let slots = defaults.concurrency().get();
+    let slots = defaults.concurrency.get();
     // With fewer runs than calls in flight, two seqs of one run would be
     // in flight at once, and the later would wait: not a settle's cost.
     anyhow::ensure!(

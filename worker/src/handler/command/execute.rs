@@ -117,7 +117,7 @@ impl Turn<'_> {
             fencing_token: claim.token,
             lease: shared.config.ack_wait,
             heartbeat: shared.config.heartbeat_interval(),
-            max_missed_heartbeats: shared.config.max_missed_heartbeats,
+            max_missed_heartbeats: shared.config.max_missed_heartbeats.get(),
             abort: &shared.abort,
             cancelled: &cancel.token,
             budgets: &run.budgets,
