@@ -94,9 +94,57 @@ pub enum DbError {
         /// What it may answer.
         expected: &'static str,
     },
+    /// A journal call failed: which call, for what (tenant, run, command,
+    /// or the size of a batch), and why.
+    #[error("{call} ({subject}): {source}")]
+    Call {
+        /// The journal function or statement.
+        call: &'static str,
+        /// What it was called for.
+        subject: String,
+        /// Why it failed.
+        source: Box<DbError>,
+    },
+}
+
+/// Names the journal call a failure happened in: `.during(call, || subject)`.
+pub trait Context<T> {
+    /// A failure becomes [`DbError::Call`] naming `call` and `subject()`.
+    ///
+    /// # Errors
+    /// The failure, with its context.
+    fn during(self, call: &'static str, subject: impl FnOnce() -> String) -> Result<T, DbError>;
+}
+
+impl<T, E: Into<DbError>> Context<T> for Result<T, E> {
+    fn during(self, call: &'static str, subject: impl FnOnce() -> String) -> Result<T, DbError> {
+        self.map_err(|err| DbError::Call {
+            call,
+            subject: subject(),
+            source: Box::new(err.into()),
+        })
+    }
+}
+
+/// "command c of run r (tenant t)", for [`Context::during`].
+pub fn command_subject(tenant: &str, run_id: &str, command_id: &str) -> String {
+    format!("command {command_id} of run {run_id}, tenant {tenant}")
+}
+
+/// "run r (tenant t)", for [`Context::during`].
+pub fn run_subject(tenant: &str, run_id: &str) -> String {
+    format!("run {run_id}, tenant {tenant}")
 }
 
 impl DbError {
+    /// The failure itself, under any [`DbError::Call`] context.
+    pub fn root(&self) -> &DbError {
+        match self {
+            DbError::Call { source, .. } => source.root(),
+            other => other,
+        }
+    }
+
     /// `function` answered `outcome`, none of `expected`.
     pub(crate) fn unknown_outcome(
         function: &'static str,
@@ -214,5 +262,22 @@ impl Pool {
     /// The database URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_call_names_the_call_its_subject_and_the_cause() {
+        let err = Err::<(), _>(DbError::Pool("timed out".into()))
+            .during("runfleet_renew_lease", || command_subject("t", "r", "c"))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "runfleet_renew_lease (command c of run r, tenant t): PostgreSQL pool: timed out"
+        );
+        assert!(matches!(err.root(), DbError::Pool(_)));
     }
 }

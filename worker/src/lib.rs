@@ -5,7 +5,8 @@
 //! binary, which stays thin: it parses flags, sets up tracing and calls in
 //! here.
 //!
-//! - [`worker`]: the pull loop, bounded concurrency, drained shutdown.
+//! - [`worker`]: connect, provision, register, run the task tree; `pulling`:
+//!   the pull loops, bounded concurrency, drained shutdown.
 //! - `handler`: one delivered message from validation to its ack.
 //! - [`journal`]: the write-once journal and the fenced run claims; its
 //!   hot path runs concurrent calls in batches, one statement each.
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod preflight;
 pub mod profiles;
 pub mod publisher;
+mod pulling;
 pub mod pure_runs;
 pub mod readiness;
 pub mod redact;

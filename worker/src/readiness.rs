@@ -88,15 +88,15 @@ fn status(name: &str, ok: bool, detail: &str) -> DependencyStatus {
 
 /// The database error's kind, without anything that could carry a URL.
 fn db_cause(err: &crate::db::DbError) -> String {
-    match err {
+    match err.root() {
         crate::db::DbError::Postgres(err) => err.as_db_error().map_or_else(
             || "connection failed".to_owned(),
             |db| db.message().to_owned(),
         ),
         crate::db::DbError::Pool(_) => "no pooled connection in time".to_owned(),
         crate::db::DbError::Tls(_) => "TLS set-up failed".to_owned(),
-        crate::db::DbError::Unexpected(_) | crate::db::DbError::UnknownOutcome { .. } => {
-            "unexpected answer".to_owned()
-        }
+        crate::db::DbError::Unexpected(_)
+        | crate::db::DbError::UnknownOutcome { .. }
+        | crate::db::DbError::Call { .. } => "unexpected answer".to_owned(),
     }
 }

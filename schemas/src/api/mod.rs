@@ -55,7 +55,37 @@ pub trait ApiRequest: Serialize + DeserializeOwned + JsonSchema + Send + Sync {
     ///
     /// # Errors
     /// The first field out of its bounds.
-    fn check(&self) -> Result<(), String>;
+    fn check(&self) -> Result<(), RequestError>;
+}
+
+/// Why a request body is refused; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The body is JSON but not an object.
+    #[error("the request body must be a JSON object")]
+    NotAnObject,
+    /// The body is not JSON.
+    #[error("the request body is not JSON: {0}")]
+    NotJson(String),
+    /// A field is missing or unknown (the message names it).
+    #[error("{0}")]
+    Fields(String),
+    /// A field has the wrong type.
+    #[error("field `{field}`: {problem}")]
+    Type {
+        /// The field's path.
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A field is out of its bounds.
+    #[error("field `{field}` {rule}")]
+    Bounds {
+        /// The field.
+        field: String,
+        /// The rule it breaks.
+        rule: String,
+    },
 }
 
 /// The subject of `R`'s endpoint: `runfleet.api.<endpoint>`.
@@ -68,29 +98,32 @@ pub fn subject<R: ApiRequest>() -> String {
 ///
 /// # Errors
 /// When the body is not a JSON object of `R`'s fields, or fails [`ApiRequest::check`].
-pub fn read_request<R: ApiRequest>(body: &[u8]) -> Result<R, String> {
+pub fn read_request<R: ApiRequest>(body: &[u8]) -> Result<R, RequestError> {
     let body: &[u8] = match body.iter().find(|b| !b.is_ascii_whitespace()) {
         None => b"{}",
         Some(b'{') => body,
         // serde would also read a struct from an array of its fields.
-        Some(_) => return Err("the request body must be a JSON object".to_owned()),
+        Some(_) => return Err(RequestError::NotAnObject),
     };
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let request: R = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            format!("the request body is not JSON: {inner}")
+            RequestError::NotJson(inner.to_string())
         } else if path == "." || path.is_empty() {
             // Unknown and missing fields name themselves.
-            inner.to_string()
+            RequestError::Fields(inner.to_string())
         } else {
-            format!("field `{path}`: {inner}")
+            RequestError::Type {
+                field: path,
+                problem: inner.to_string(),
+            }
         }
     })?;
     deserializer
         .end()
-        .map_err(|err| format!("the request body is not JSON: {err}"))?;
+        .map_err(|err| RequestError::NotJson(err.to_string()))?;
     request.check()?;
     Ok(request)
 }
@@ -124,24 +157,35 @@ mod tests {
 
     #[test]
     fn refusals_name_the_field() {
-        let missing = read_request::<RunStatusRequest>(br#"{"run_id": "r1"}"#).unwrap_err();
+        let missing = read_request::<RunStatusRequest>(br#"{"run_id": "r1"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("`tenant`"), "{missing}");
-        let unknown = read_request::<RunStatusRequest>(br#"{"runid": "x"}"#).unwrap_err();
+        let unknown = read_request::<RunStatusRequest>(br#"{"runid": "x"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(unknown.contains("`runid`"), "{unknown}");
         let limit = read_request::<EventsAfterRequest>(
             br#"{"tenant": "acme", "run_id": "r1", "limit": 0}"#,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(limit.contains("`limit`"), "{limit}");
-        let typed =
-            read_request::<RunStatusRequest>(br#"{"tenant": 5, "run_id": "r1"}"#).unwrap_err();
+        let typed = read_request::<RunStatusRequest>(br#"{"tenant": 5, "run_id": "r1"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(typed.contains("`tenant`"), "{typed}");
-        let empty =
-            read_request::<RunStatusRequest>(br#"{"tenant": "", "run_id": "r1"}"#).unwrap_err();
+        let empty = read_request::<RunStatusRequest>(br#"{"tenant": "", "run_id": "r1"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(empty.contains("`tenant`"), "{empty}");
-        let not_json = read_request::<RunStatusRequest>(b"{").unwrap_err();
+        let not_json = read_request::<RunStatusRequest>(b"{")
+            .unwrap_err()
+            .to_string();
         assert!(not_json.contains("not JSON"), "{not_json}");
-        let array = read_request::<RunStatusRequest>(br#"["acme", "r1"]"#).unwrap_err();
+        let array = read_request::<RunStatusRequest>(br#"["acme", "r1"]"#)
+            .unwrap_err()
+            .to_string();
         assert!(array.contains("JSON object"), "{array}");
         assert!(read_request::<FleetStatsRequest>(b"[]").is_err());
     }

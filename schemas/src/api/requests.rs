@@ -3,11 +3,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::ApiRequest;
 use super::responses::{
     CommandAnswer, DeadLetterList, DeadLetterShown, EventsPage, FleetStats, Redriven,
     RunStatusAnswer,
 };
+use super::{ApiRequest, RequestError};
 
 /// The largest `limit` of `events.after` and `dlq.list`.
 pub const MAX_LIMIT: u64 = 1000;
@@ -15,19 +15,23 @@ pub const MAX_LIMIT: u64 = 1000;
 const MAX_SEQ: u64 = i64::MAX as u64;
 
 /// A required identifier field must not be empty.
-fn non_empty(name: &str, value: &str) -> Result<(), String> {
+fn non_empty(name: &str, value: &str) -> Result<(), RequestError> {
     if value.is_empty() {
-        return Err(format!("field `{name}` is required (a non-empty string)"));
+        return Err(RequestError::Bounds {
+            field: name.to_owned(),
+            rule: "is required (a non-empty string)".to_owned(),
+        });
     }
     Ok(())
 }
 
 /// An optional whole-number field must lie in `min..=max`.
-fn in_range(name: &str, value: Option<u64>, min: u64, max: u64) -> Result<(), String> {
+fn in_range(name: &str, value: Option<u64>, min: u64, max: u64) -> Result<(), RequestError> {
     match value {
-        Some(n) if !(min..=max).contains(&n) => Err(format!(
-            "field `{name}` must be a whole number from {min} to {max}"
-        )),
+        Some(n) if !(min..=max).contains(&n) => Err(RequestError::Bounds {
+            field: name.to_owned(),
+            rule: format!("must be a whole number from {min} to {max}"),
+        }),
         _ => Ok(()),
     }
 }
@@ -47,7 +51,7 @@ pub struct RunStatusRequest {
 impl ApiRequest for RunStatusRequest {
     const ENDPOINT: &'static str = "run.status";
     type Response = RunStatusAnswer;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), RequestError> {
         non_empty("tenant", &self.tenant)?;
         non_empty("run_id", &self.run_id)
     }
@@ -71,7 +75,7 @@ pub struct CommandGetRequest {
 impl ApiRequest for CommandGetRequest {
     const ENDPOINT: &'static str = "command.get";
     type Response = CommandAnswer;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), RequestError> {
         non_empty("tenant", &self.tenant)?;
         non_empty("run_id", &self.run_id)?;
         non_empty("command_id", &self.command_id)
@@ -113,7 +117,7 @@ impl EventsAfterRequest {
 impl ApiRequest for EventsAfterRequest {
     const ENDPOINT: &'static str = "events.after";
     type Response = EventsPage;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), RequestError> {
         non_empty("tenant", &self.tenant)?;
         non_empty("run_id", &self.run_id)?;
         in_range("after_seq", self.after_seq, 0, MAX_SEQ)?;
@@ -148,7 +152,7 @@ impl DlqListRequest {
 impl ApiRequest for DlqListRequest {
     const ENDPOINT: &'static str = "dlq.list";
     type Response = DeadLetterList;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), RequestError> {
         if let Some(tenant) = &self.tenant {
             non_empty("tenant", tenant)?;
         }
@@ -168,7 +172,7 @@ pub struct DlqShowRequest {
 impl ApiRequest for DlqShowRequest {
     const ENDPOINT: &'static str = "dlq.show";
     type Response = DeadLetterShown;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), RequestError> {
         non_empty("dead_letter_id", &self.dead_letter_id)
     }
 }
@@ -185,7 +189,7 @@ pub struct DlqRedriveRequest {
 impl ApiRequest for DlqRedriveRequest {
     const ENDPOINT: &'static str = "dlq.redrive";
     type Response = Redriven;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), RequestError> {
         non_empty("dead_letter_id", &self.dead_letter_id)
     }
 }
@@ -198,7 +202,7 @@ pub struct FleetStatsRequest {}
 impl ApiRequest for FleetStatsRequest {
     const ENDPOINT: &'static str = "fleet.stats";
     type Response = FleetStats;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), RequestError> {
         Ok(())
     }
 }

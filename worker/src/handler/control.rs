@@ -46,7 +46,7 @@ async fn dispatch(
         return dead_letter(shared, message, delivery, FailureKind::PayloadTooLarge, why).await;
     }
     let checked = match subjects::parse(&delivery.subject) {
-        None => Err(format!("{} is not a runfleet subject", delivery.subject)),
+        None => Err(super::Invalid::Foreign(delivery.subject.clone())),
         Some(parsed) => read::<ControlCancel>(&parsed, &message.payload, |m| {
             (m.tenant.as_str(), m.run_id.as_str())
         }),
@@ -56,7 +56,10 @@ async fn dispatch(
             apply(shared, &cancel).await?;
             Ok(Disposition::Ack)
         }
-        Err(why) => dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await,
+        Err(why) => {
+            let why = why.to_string();
+            dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await
+        }
     }
 }
 

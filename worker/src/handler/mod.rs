@@ -7,9 +7,11 @@
 //! after which the message is dead-lettered. Nothing is acked before its
 //! outcome is committed in PostgreSQL.
 
+mod breadcrumbs;
 mod command;
 pub(crate) mod control;
 mod dead_letter;
+mod event_text;
 mod run_create;
 mod shared;
 mod slot;
@@ -205,10 +207,7 @@ async fn dispatch(
         return dead_letter(shared, message, delivery, FailureKind::PayloadTooLarge, why).await;
     }
     let checked = match subjects::parse(&delivery.subject) {
-        None => Err(format!(
-            "{} is not a runfleet work subject",
-            delivery.subject
-        )),
+        None => Err(Invalid::Subject(delivery.subject.clone())),
         Some(parsed) => match parsed.kind {
             MessageKind::RunCreate => read::<RunCreate>(&parsed, &message.payload, |m| {
                 (m.tenant.as_str(), m.run_id.as_str())
@@ -218,10 +217,10 @@ async fn dispatch(
                 (m.tenant.as_str(), m.run_id.as_str())
             })
             .map(Work::Command),
-            other => Err(format!(
-                "{other} messages do not belong on {}",
-                delivery.subject
-            )),
+            other => Err(Invalid::Misplaced {
+                kind: other,
+                subject: delivery.subject.clone(),
+            }),
         },
     };
     match checked {
@@ -229,7 +228,16 @@ async fn dispatch(
         Ok(Work::Command(command)) => {
             command::handle(shared, message, delivery, slot, command).await
         }
-        Err(why) => dead_letter(shared, message, delivery, FailureKind::SchemaInvalid, why).await,
+        Err(why) => {
+            dead_letter(
+                shared,
+                message,
+                delivery,
+                FailureKind::SchemaInvalid,
+                why.to_string(),
+            )
+            .await
+        }
     }
 }
 
@@ -239,40 +247,72 @@ enum Work {
     Command(CommandCreate),
 }
 
+/// Why a work message is refused as `schema-invalid` (its text is the
+/// dead letter's message, naming the field or the subject).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Invalid {
+    /// The subject is not a work subject at all.
+    #[error("{0} is not a runfleet work subject")]
+    Subject(String),
+    /// The subject is not one of runfleet's (on the control stream).
+    #[error("{0} is not a runfleet subject")]
+    Foreign(String),
+    /// A message kind that is not work, on a work subject.
+    #[error("{kind} messages do not belong on {subject}")]
+    Misplaced {
+        /// The kind the subject names.
+        kind: MessageKind,
+        /// The subject.
+        subject: String,
+    },
+    /// The body does not decode as its kind.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The body's tenant is not the subject's.
+    #[error("{kind}: /tenant: {body:?} does not match the subject's tenant {subject:?}")]
+    Tenant {
+        /// The message kind.
+        kind: MessageKind,
+        /// The body's tenant.
+        body: String,
+        /// The subject's.
+        subject: String,
+    },
+    /// The body's run is not the subject's.
+    #[error("{kind}: /run_id: {body:?} does not match the subject's run {subject:?}")]
+    Run {
+        /// The message kind.
+        kind: MessageKind,
+        /// The body's run.
+        body: String,
+        /// The subject's.
+        subject: String,
+    },
+}
+
 /// Decodes the payload as `T` and checks its tenant and run against the subject.
 fn read<T: runfleet_schemas::Contract>(
     parsed: &subjects::ParsedSubject<'_>,
     payload: &[u8],
     owner: impl Fn(&T) -> (&str, &str),
-) -> Result<T, String> {
-    let message = decode::<T>(payload).map_err(|err: DecodeError| err.to_string())?;
+) -> Result<T, Invalid> {
+    let message = decode::<T>(payload)?;
     let (tenant, run_id) = owner(&message);
-    match subject_mismatch(parsed, tenant, run_id) {
-        Some(why) => Err(why),
-        None => Ok(message),
-    }
-}
-
-/// The subject's tenant and run tokens must be the body's.
-fn subject_mismatch(
-    parsed: &subjects::ParsedSubject<'_>,
-    tenant: &str,
-    run_id: &str,
-) -> Option<String> {
-    let kind = parsed.kind;
     if parsed.tenant != tenant {
-        return Some(format!(
-            "{kind}: /tenant: {tenant:?} does not match the subject's tenant {:?}",
-            parsed.tenant
-        ));
+        return Err(Invalid::Tenant {
+            kind: parsed.kind,
+            body: tenant.to_owned(),
+            subject: parsed.tenant.to_owned(),
+        });
     }
     if parsed.run_id != Some(run_id) {
-        return Some(format!(
-            "{kind}: /run_id: {run_id:?} does not match the subject's run {:?}",
-            parsed.run_id.unwrap_or_default()
-        ));
+        return Err(Invalid::Run {
+            kind: parsed.kind,
+            body: run_id.to_owned(),
+            subject: parsed.run_id.unwrap_or_default().to_owned(),
+        });
     }
-    None
+    Ok(message)
 }
 
 /// A retryable failure: logged for the delivery history, then NAKed with a

@@ -17,7 +17,6 @@
 //! message is handed back rather than failed.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
@@ -26,6 +25,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::breadcrumbs::Breadcrumbs;
+use super::event_text::scrubbed;
 use crate::backend::{BackendError, Signal};
 use crate::journal::{Journal, Renewal};
 use crate::profiles::Profile;
@@ -35,10 +36,6 @@ use crate::redact::Redactor;
 pub(crate) const MAX_EVENTS_PER_COMMAND: usize = 5_000;
 /// Bytes of events (as JSON) one command may record; later ones are counted, not kept.
 pub(crate) const MAX_EVENT_BYTES_PER_COMMAND: usize = 8 << 20;
-/// The longest text field of one event (well under NATS's 1 MiB payload limit).
-pub(crate) const MAX_EVENT_TEXT_BYTES: usize = 64 * 1024;
-/// Phases kept for breadcrumbs (the first and the most recent).
-const MAX_PHASES: usize = 16;
 /// Beyond the kill grace, how long a stopping backend may take to return.
 const STOP_MARGIN: Duration = Duration::from_secs(2);
 
@@ -84,142 +81,11 @@ pub(crate) enum Stop {
     Failed(BackendError),
 }
 
-/// Where the command is, for watchdog messages.
-struct Breadcrumbs {
-    started: Instant,
-    phases: Vec<(String, Instant)>,
-    last_event: Option<String>,
-    last_activity: Instant,
-}
-
-impl Breadcrumbs {
-    fn new() -> Breadcrumbs {
-        let now = Instant::now();
-        Breadcrumbs {
-            started: now,
-            phases: vec![("start".into(), now)],
-            last_event: None,
-            last_activity: now,
-        }
-    }
-
-    fn saw(&mut self, body: &EventBody) {
-        if let EventBody::Phase { name } = body {
-            if self.phases.len() >= MAX_PHASES {
-                self.phases.remove(1);
-            }
-            self.phases.push((name.clone(), Instant::now()));
-        }
-        self.last_event = Some(summary(body));
-    }
-
-    /// "in phase "build" (start 0.2s, build 5.1s); last event: progress 3/5".
-    fn describe(&self) -> String {
-        let now = Instant::now();
-        let mut text = String::new();
-        let current = self.phases.last().map_or("start", |(n, _)| n.as_str());
-        let _ = write!(text, "in phase {current:?} (");
-        for (i, (name, since)) in self.phases.iter().enumerate() {
-            let until = self.phases.get(i + 1).map_or(now, |(_, t)| *t);
-            if i > 0 {
-                text.push_str(", ");
-            }
-            let _ = write!(text, "{name} {:.1}s", (until - *since).as_secs_f64());
-        }
-        let _ = write!(
-            text,
-            "; {:.1}s in all); last event: {}",
-            (now - self.started).as_secs_f64(),
-            self.last_event.as_deref().unwrap_or("none")
-        );
-        text
-    }
-}
-
-/// A short description of an event for breadcrumbs.
-fn summary(body: &EventBody) -> String {
-    let clip = |s: &str| {
-        let head = crate::text::head(s, 120);
-        if head.len() < s.len() {
-            format!("{head:?}…")
-        } else {
-            format!("{s:?}")
-        }
-    };
-    match body {
-        EventBody::BackendStatus { status, .. } => format!("backend_status {status}"),
-        EventBody::AssistantMessage { text } => format!("assistant_message {}", clip(text)),
-        EventBody::CommandOutput { stream, text } => {
-            format!("command_output ({stream:?}) {}", clip(text))
-        }
-        EventBody::Diff { path, .. } => format!("diff {}", path.as_deref().unwrap_or("")),
-        EventBody::Progress { done, total } => match total {
-            Some(total) => format!("progress {done}/{total}"),
-            None => format!("progress {done}"),
-        },
-        EventBody::Phase { name } => format!("phase {name}"),
-        EventBody::Step { name, status } => format!("step {name} {status:?}"),
-        EventBody::Metric { name, value } => format!("metric {name}={value}"),
-        EventBody::Error { message, .. } => format!("error {}", clip(message)),
-        EventBody::TerminalStatus { status, .. } => format!("terminal_status {status:?}"),
-    }
-}
-
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
         None => std::future::pending().await,
     }
-}
-
-/// A text field cut to [`MAX_EVENT_TEXT_BYTES`] (its head, with a note).
-fn bound(text: &mut String) {
-    if text.len() <= MAX_EVENT_TEXT_BYTES {
-        return;
-    }
-    let end = crate::text::head(text, MAX_EVENT_TEXT_BYTES).len();
-    let cut = text.len() - end;
-    text.truncate(end);
-    text.push_str(&format!("… [{cut} bytes cut]"));
-}
-
-/// An event as it is kept: redacted first (so no cut splits a secret), then bounded.
-pub(super) fn scrubbed(redactor: &Redactor, body: EventBody) -> EventBody {
-    let mut body = match serde_json::to_value(&body) {
-        Ok(mut value) => {
-            redactor.redact_value(&mut value);
-            serde_json::from_value(value).unwrap_or(EventBody::Error {
-                message: "an event could not be redacted and was dropped".into(),
-                failure_kind: None,
-            })
-        }
-        Err(_) => body,
-    };
-    match &mut body {
-        EventBody::BackendStatus { status, detail } => {
-            bound(status);
-            if let Some(detail) = detail {
-                bound(detail);
-            }
-        }
-        EventBody::AssistantMessage { text } | EventBody::CommandOutput { text, .. } => {
-            bound(text);
-        }
-        EventBody::Diff { path, patch } => {
-            bound(patch);
-            if let Some(path) = path {
-                bound(path);
-            }
-        }
-        EventBody::Phase { name }
-        | EventBody::Step { name, .. }
-        | EventBody::Metric { name, .. } => {
-            bound(name);
-        }
-        EventBody::Error { message, .. } => bound(message),
-        EventBody::Progress { .. } | EventBody::TerminalStatus { .. } => {}
-    }
-    body
 }
 
 /// Runs `execution` (the backend's, with `received` its signals and `stop`
@@ -432,27 +298,4 @@ async fn renew(s: &Supervision<'_>) -> Result<Renewal, HeartbeatError> {
             s.lease,
         )
         .await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn breadcrumbs_name_the_phase_and_the_last_event() {
-        let mut crumbs = Breadcrumbs::new();
-        crumbs.saw(&EventBody::Phase {
-            name: "build".into(),
-        });
-        crumbs.saw(&EventBody::Progress {
-            done: 3,
-            total: Some(5),
-        });
-        let text = crumbs.describe();
-        assert!(
-            text.starts_with("in phase \"build\" (start 0.0s, build 0.0s"),
-            "{text}"
-        );
-        assert!(text.ends_with("last event: progress 3/5"), "{text}");
-    }
 }

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_postgres::Statement;
 
-use crate::db::DbError;
+use crate::db::{Context, DbError};
 
 /// Most calls in one statement.
 pub(crate) const MAX_BATCH: usize = 512;
@@ -57,6 +57,8 @@ pub(crate) trait Op: Send + Sync + 'static {
     type Request: Send + Sync + 'static;
     /// One call's answer.
     type Answer: Send + 'static;
+    /// The journal function it calls (named in errors).
+    const CALL: &'static str;
     /// The lock order: the run the call locks, then its seq.
     fn order(request: &Self::Request) -> (&str, &str, i64);
     /// Runs `requests` (already in lock order) as one statement; one answer
@@ -269,7 +271,9 @@ async fn commit<O: Op>(connections: &Connections, mut batch: Vec<Call<O>>) {
         }
         Err(err) if batch.len() == 1 => {
             if let Some(call) = batch.pop() {
-                let _ = call.reply.send(Err(err));
+                let _ = call
+                    .reply
+                    .send(Err(err).during(O::CALL, || subject::<O>(&call.request)));
             }
         }
         outcome => {
@@ -277,21 +281,22 @@ async fn commit<O: Op>(connections: &Connections, mut batch: Vec<Call<O>>) {
                 tracing::debug!(error = %err, calls = batch.len(), "batch failed; retrying its calls one by one");
             }
             for call in batch {
-                let answer = O::run(&conn, &[&call.request]).await.and_then(|mut a| {
-                    a.pop().ok_or_else(|| {
-                        let (tenant, run_id, seq) = O::order(&call.request);
-                        DbError::Unexpected(format!(
-                            "{} returned no row for run {run_id} of tenant {tenant} (seq {seq})",
-                            std::any::type_name::<O>()
-                                .rsplit("::")
-                                .next()
-                                .unwrap_or("a journal call")
-                        ))
+                let answer = O::run(&conn, &[&call.request])
+                    .await
+                    .and_then(|mut a| {
+                        a.pop()
+                            .ok_or_else(|| DbError::Unexpected("no row returned".into()))
                     })
-                });
+                    .during(O::CALL, || subject::<O>(&call.request));
                 let _ = call.reply.send(answer);
             }
         }
     }
     connections.put(conn);
+}
+
+/// What one call was for, for errors: its run and seq.
+fn subject<O: Op>(request: &O::Request) -> String {
+    let (tenant, run_id, seq) = O::order(request);
+    format!("seq {seq} of {}", crate::db::run_subject(tenant, run_id))
 }

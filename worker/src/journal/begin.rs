@@ -43,6 +43,7 @@ pub(crate) struct BeginOp;
 impl Op for BeginOp {
     type Request = BeginRequest;
     type Answer = Begin;
+    const CALL: &'static str = "runfleet_begin_command";
 
     fn order(request: &BeginRequest) -> (&str, &str, i64) {
         request.command.order()

@@ -49,6 +49,7 @@ pub(crate) struct CompleteOp;
 impl Op for CompleteOp {
     type Request = CompleteRequest;
     type Answer = Complete;
+    const CALL: &'static str = "runfleet_complete_command";
 
     fn order(request: &CompleteRequest) -> (&str, &str, i64) {
         (&request.tenant, &request.run_id, request.seq)

@@ -35,6 +35,7 @@ pub(crate) struct CreateRunOp;
 impl Op for CreateRunOp {
     type Request = CreateRunRequest;
     type Answer = CreateRun;
+    const CALL: &'static str = "runfleet_create_run";
 
     fn order(request: &CreateRunRequest) -> (&str, &str, i64) {
         (&request.tenant, &request.run_id, 0)

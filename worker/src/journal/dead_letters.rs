@@ -1,6 +1,7 @@
 //! Dead letters and the delivery history they carry.
 
 use super::*;
+use crate::db::Context;
 
 impl Journal {
     /// Stores a dead letter, once per stored message; returns the one stored.
@@ -8,7 +9,17 @@ impl Journal {
     /// # Errors
     /// [`DbError`] on database failure.
     pub async fn insert_dead_letter(&self, dead_letter: &DeadLetter) -> Result<Value, DbError> {
-        let conn = self.pool.get().await?;
+        let subject = || {
+            format!(
+                "dead letter {}, tenant {}",
+                dead_letter.dead_letter_id, dead_letter.tenant
+            )
+        };
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("INSERT INTO dead_letters", subject)?;
         let message =
             serde_json::to_value(dead_letter).map_err(|e| DbError::Unexpected(e.to_string()))?;
         conn.execute(
@@ -23,7 +34,7 @@ impl Journal {
                 &message,
             ],
         )
-        .await?;
+        .await.during("INSERT INTO dead_letters", subject)?;
         let row = conn
             .query_one(
                 "SELECT message FROM dead_letters WHERE stream_sequence = $1 AND subject = $2",
@@ -32,7 +43,8 @@ impl Journal {
                     &dead_letter.original_subject,
                 ],
             )
-            .await?;
+            .await
+            .during("INSERT INTO dead_letters", subject)?;
         Ok(row.get(0))
     }
 
@@ -47,7 +59,12 @@ impl Journal {
         worker_id: &str,
         outcome: &str,
     ) -> Result<(), DbError> {
-        let conn = self.pool.get().await?;
+        let subject = || format!("message {} of {}", message.sequence, message.stream);
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("INSERT INTO delivery_log", subject)?;
         conn.execute(
             "INSERT INTO delivery_log (stream, stream_sequence, tenant, attempt, worker_id, outcome) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -60,7 +77,7 @@ impl Journal {
                 &outcome,
             ],
         )
-        .await?;
+        .await.during("INSERT INTO delivery_log", subject)?;
         Ok(())
     }
 
@@ -73,7 +90,12 @@ impl Journal {
         &self,
         message: &StoredMessage<'_>,
     ) -> Result<Vec<DeliveryRecord>, DbError> {
-        let conn = self.pool.get().await?;
+        let subject = || format!("message {} of {}", message.sequence, message.stream);
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("SELECT FROM delivery_log", subject)?;
         let rows = conn
             .query(
                 "SELECT attempt, worker_id, at, outcome FROM delivery_log \
@@ -85,7 +107,8 @@ impl Journal {
                     &message.tenant,
                 ],
             )
-            .await?;
+            .await
+            .during("SELECT FROM delivery_log", subject)?;
         Ok(rows
             .iter()
             .map(|r| DeliveryRecord {

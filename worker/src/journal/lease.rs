@@ -2,6 +2,7 @@
 //! (shutdown, retry), always under the claim's fencing token.
 
 use super::*;
+use crate::db::{Context, command_subject, run_subject};
 
 impl Journal {
     /// Extends a claim's lease, and says whether the command should go on.
@@ -16,7 +17,12 @@ impl Journal {
         fencing_token: i64,
         lease: Duration,
     ) -> Result<Renewal, DbError> {
-        let conn = self.pool.get().await?;
+        let subject = || command_subject(tenant, run_id, command_id);
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("runfleet_renew_lease", subject)?;
         let row = conn
             .query_one(
                 "SELECT runfleet_renew_lease($1, $2, $3, $4, $5)",
@@ -28,7 +34,8 @@ impl Journal {
                     &millis(lease),
                 ],
             )
-            .await?;
+            .await
+            .during("runfleet_renew_lease", subject)?;
         Ok(match row.try_get::<_, &str>(0)? {
             "ok" => Renewal::Renewed,
             "cancelled" => Renewal::Cancelled,
@@ -53,12 +60,18 @@ impl Journal {
         run_id: &str,
         fencing_token: i64,
     ) -> Result<(), DbError> {
-        let conn = self.pool.get().await?;
+        let subject = || run_subject(tenant, run_id);
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("runfleet_release_lease", subject)?;
         conn.execute(
             "SELECT runfleet_release_lease($1, $2, $3)",
             &[&tenant, &run_id, &fencing_token],
         )
-        .await?;
+        .await
+        .during("runfleet_release_lease", subject)?;
         Ok(())
     }
 }

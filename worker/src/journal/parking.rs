@@ -5,6 +5,7 @@
 
 use super::Journal;
 use crate::db::DbError;
+use crate::db::{Context, command_subject};
 use chrono::{DateTime, Utc};
 
 /// A parked command that is due to be published again.
@@ -49,13 +50,19 @@ impl Journal {
         seq: i64,
         message: &[u8],
     ) -> Result<bool, DbError> {
-        let conn = self.pool.get().await?;
+        let subject = || command_subject(tenant, run_id, command_id);
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("runfleet_park_command", subject)?;
         let row = conn
             .query_one(
                 "SELECT runfleet_park_command($1, $2, $3, $4, $5)",
                 &[&tenant, &run_id, &command_id, &seq, &message],
             )
-            .await?;
+            .await
+            .during("runfleet_park_command", subject)?;
         Ok(row.try_get(0)?)
     }
 
@@ -71,6 +78,7 @@ impl Journal {
         expired: DateTime<Utc>,
         limit: i32,
     ) -> Result<Vec<Parked>, DbError> {
+        let subject = || format!("up to {limit} parked commands");
         let (tenants, runs, before): (Option<Vec<&str>>, Option<Vec<&str>>, _) = match among {
             Among::Runs(runs) => (
                 Some(runs.iter().map(|(t, _)| t.as_str()).collect()),
@@ -79,14 +87,19 @@ impl Journal {
             ),
             Among::ParkedBefore(before) => (None, None, Some(before)),
         };
-        let conn = self.pool.get().await?;
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("runfleet_parked_due", subject)?;
         let rows = conn
             .query(
                 "SELECT tenant, run_id, command_id, message, parked_at, created_at \
                    FROM runfleet_parked_due($1, $2, $3, $4, $5)",
                 &[&tenants, &runs, &before, &expired, &limit],
             )
-            .await?;
+            .await
+            .during("runfleet_parked_due", subject)?;
         rows.iter()
             .map(|row| {
                 Ok(Parked {
@@ -107,6 +120,7 @@ impl Journal {
     /// # Errors
     /// [`DbError`] on database failure.
     pub async fn unpark(&self, published: &[Parked]) -> Result<(), DbError> {
+        let subject = || format!("{} published parked commands", published.len());
         if published.is_empty() {
             return Ok(());
         }
@@ -114,7 +128,11 @@ impl Journal {
         let runs: Vec<&str> = published.iter().map(|p| p.run_id.as_str()).collect();
         let commands: Vec<&str> = published.iter().map(|p| p.command_id.as_str()).collect();
         let parked: Vec<DateTime<Utc>> = published.iter().map(|p| p.parked_at).collect();
-        let conn = self.pool.get().await?;
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("UPDATE commands (unpark)", subject)?;
         conn.execute(
             "UPDATE commands c SET parked_at = NULL, parked_message = NULL \
                FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) \
@@ -123,7 +141,8 @@ impl Journal {
                 AND c.command_id = u.command_id AND c.parked_at = u.parked_at",
             &[&tenants, &runs, &commands, &parked],
         )
-        .await?;
+        .await
+        .during("UPDATE commands (unpark)", subject)?;
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! write-once receipt of a command that was not executed.
 
 use super::*;
+use crate::db::{Context, command_subject};
 
 impl Journal {
     /// Commits a claimed command's events, receipt and state in one fenced
@@ -51,7 +52,18 @@ impl Journal {
     /// # Errors
     /// [`DbError`] on database failure.
     pub async fn record_receipt(&self, receipt: &Receipt) -> Result<Value, DbError> {
-        let conn = self.pool.get().await?;
+        let subject = || {
+            command_subject(
+                receipt.tenant.as_str(),
+                receipt.run_id.as_str(),
+                receipt.command_id.as_str(),
+            )
+        };
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("runfleet_record_receipt", subject)?;
         let receipt_json =
             serde_json::to_value(receipt).map_err(|e| DbError::Unexpected(e.to_string()))?;
         let row = conn
@@ -67,7 +79,8 @@ impl Journal {
                     &receipt_json,
                 ],
             )
-            .await?;
+            .await
+            .during("runfleet_record_receipt", subject)?;
         row.get::<_, Option<Value>>(0)
             .ok_or_else(|| DbError::Unexpected("record_receipt stored nothing".into()))
     }

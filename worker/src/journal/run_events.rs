@@ -2,6 +2,7 @@
 //! command), and a range of its events read back for a replay.
 
 use super::*;
+use crate::db::{Context, run_subject};
 
 impl Journal {
     /// Records a cancel request (for a whole run when `command_id` is `None`).
@@ -15,13 +16,15 @@ impl Journal {
         command_id: Option<&str>,
         reason: Option<&str>,
     ) -> Result<(String, String), DbError> {
-        let conn = self.pool.get().await?;
+        let subject = || run_subject(tenant, run_id);
+        let conn = self.pool.get().await.during("runfleet_cancel", subject)?;
         let row = conn
             .query_one(
                 "SELECT outcome, detail FROM runfleet_cancel($1, $2, $3, $4)",
                 &[&tenant, &run_id, &command_id, &reason],
             )
-            .await?;
+            .await
+            .during("runfleet_cancel", subject)?;
         Ok((row.get(0), row.get(1)))
     }
 
@@ -36,13 +39,19 @@ impl Journal {
         run_id: &str,
         event: &Value,
     ) -> Result<Option<Value>, DbError> {
-        let conn = self.pool.get().await?;
+        let subject = || run_subject(tenant, run_id);
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("runfleet_append_run_event", subject)?;
         let row = conn
             .query_one(
                 "SELECT outcome, event FROM runfleet_append_run_event($1, $2, $3)",
                 &[&tenant, &run_id, event],
             )
-            .await?;
+            .await
+            .during("runfleet_append_run_event", subject)?;
         Ok(row.get(1))
     }
 
@@ -57,7 +66,12 @@ impl Journal {
         first: i64,
         last: i64,
     ) -> Result<Vec<Value>, DbError> {
-        let conn = self.pool.get().await?;
+        let subject = || run_subject(tenant, run_id);
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("SELECT FROM events", subject)?;
         // Typed parameters: one round trip (no statement prepared first).
         let rows = conn
             .query_typed(
@@ -70,7 +84,7 @@ impl Journal {
                     (&last, Type::INT8),
                 ],
             )
-            .await?;
+            .await.during("SELECT FROM events", subject)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }

@@ -196,6 +196,7 @@ pub(crate) struct SettleOp;
 impl Op for SettleOp {
     type Request = SettleRequest;
     type Answer = Begin;
+    const CALL: &'static str = "runfleet_settle_pure";
 
     fn order(request: &SettleRequest) -> (&str, &str, i64) {
         request.command.order()

@@ -2,6 +2,7 @@
 //! claim's fencing token and read back by a resumed execution.
 
 use super::*;
+use crate::db::{Context, command_subject};
 
 impl Journal {
     /// The journaled result of a step of a command, if it has one.
@@ -15,14 +16,25 @@ impl Journal {
         command_id: &str,
         step: &str,
     ) -> Result<Option<Value>, DbError> {
-        let conn = self.pool.get().await?;
+        let subject = || {
+            format!(
+                "step {step:?} of {}",
+                command_subject(tenant, run_id, command_id)
+            )
+        };
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("SELECT FROM journal", subject)?;
         let row = conn
             .query_opt(
                 "SELECT result FROM journal WHERE tenant = $1 AND run_id = $2 AND command_id = $3 \
                  AND step = 'step:' || $4",
                 &[&tenant, &run_id, &command_id, &step],
             )
-            .await?;
+            .await
+            .during("SELECT FROM journal", subject)?;
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -43,7 +55,17 @@ impl Journal {
         fencing_token: i64,
         result: &Value,
     ) -> Result<Option<Value>, DbError> {
-        let conn = self.pool.get().await?;
+        let subject = || {
+            format!(
+                "step {step:?} of {}",
+                command_subject(tenant, run_id, command_id)
+            )
+        };
+        let conn = self
+            .pool
+            .get()
+            .await
+            .during("runfleet_record_step", subject)?;
         let row = conn
             .query_one(
                 "SELECT outcome, result FROM runfleet_record_step($1, $2, $3, $4, $5, $6, $7)",
@@ -57,7 +79,8 @@ impl Journal {
                     result,
                 ],
             )
-            .await?;
+            .await
+            .during("runfleet_record_step", subject)?;
         Ok(match row.get::<_, &str>(0) {
             "fenced" => None,
             _ => row.get(1),

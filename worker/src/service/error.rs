@@ -41,7 +41,7 @@ impl From<DbError> for ApiError {
     fn from(err: DbError) -> ApiError {
         // The full error goes to the log only; the caller gets the SQLSTATE.
         tracing::warn!(error = %err, "micro service request: PostgreSQL failed");
-        let code = match &err {
+        let code = match err.root() {
             DbError::Postgres(err) => err
                 .code()
                 .map(|c| format!(" (SQLSTATE {})", c.code()))

@@ -346,7 +346,7 @@ fn bigint(n: u64) -> i64 {
 
 /// A request body as `R`; a refusal (400) names the field.
 fn read<R: ApiRequest>(body: &[u8]) -> Result<R, ApiError> {
-    api::read_request(body).map_err(ApiError::BadRequest)
+    api::read_request(body).map_err(|err| ApiError::BadRequest(err.to_string()))
 }
 
 #[cfg(test)]

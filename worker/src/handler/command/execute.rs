@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::Turn;
 use crate::backend::{BackendError, ExecutionContext, RunInfo, StepJournal};
-use crate::handler::supervise::{Stop, Supervision, scrubbed, supervise};
+use crate::handler::event_text::scrubbed;
+use crate::handler::supervise::{Stop, Supervision, supervise};
 use crate::handler::{Disposition, Retryable, attempt_i64, dead_letter};
 use crate::journal::RunChange;
 use crate::retry::nak_delay;

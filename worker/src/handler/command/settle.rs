@@ -7,7 +7,7 @@ use chrono::Utc;
 use runfleet_schemas::{CommandKind, Event, EventBody, EventRange, Receipt, TerminalCommandStatus};
 
 use super::Turn;
-use crate::handler::supervise::scrubbed;
+use crate::handler::event_text::scrubbed;
 use crate::handler::{Disposition, Retryable};
 use crate::publisher::{publish, publish_all, serialize_all};
 
