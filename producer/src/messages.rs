@@ -49,6 +49,7 @@ pub fn new_command(
         payload,
         idempotency_key: format!("cmd:{run_id}:{seq}"),
         timeout_ms: None,
+        not_before: None,
         created_at: chrono::Utc::now(),
     }
 }

@@ -50,6 +50,14 @@ pub struct CommandCreate {
     /// When the producer created the message (RFC 3339).
     #[serde(deserialize_with = "crate::timestamp::strict")]
     pub created_at: DateTime<Utc>,
+    /// Run-after (RFC 3339): the command does not start before this instant,
+    /// and later seqs of its run wait behind it. Absent: eligible at once.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::timestamp::strict_optional"
+    )]
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 impl Contract for CommandCreate {

@@ -46,6 +46,10 @@ pub fn waiting_since(value: &str) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.to_utc())
 }
 
+/// On a timer and the wake it produces: the command's `not_before`, in
+/// microseconds since the epoch (names the wake-up in its `Nats-Msg-Id`).
+pub const NOT_BEFORE: &str = "Runfleet-Not-Before";
+
 /// The W3C trace context of the message's trace.
 pub const TRACEPARENT: &str = "traceparent";
 

@@ -11,6 +11,8 @@
 //! | `runfleet.receipt.<tenant>.<run_id>`  | `receipt`        | [`RECEIPT_STREAM`]  |
 //! | `runfleet.evt.<tenant>.<run_id>`      | `event`          | [`EVENT_STREAM`]    |
 //! | `runfleet.dlq.<tenant>`               | `dead-letter`    | [`DEAD_LETTER_STREAM`] |
+//! | `runfleet.timer.<tenant>.<run_id>.<command_id>` | a delayed command's schedule (fleet-internal) | [`TIMER_STREAM`] |
+//! | `runfleet.due.<tenant>.<run_id>.<command_id>`   | the schedule firing (fleet-internal) | [`TIMER_STREAM`] |
 //!
 //! Tokens are the validated identifier types of [`crate::Tenant`] and
 //! [`crate::RunId`], so a subject built here can never contain a stray `.`,
@@ -135,6 +137,44 @@ pub const SESSION_PREFIX: &str = "runfleet.session";
 /// The subject a session's summary is requested on.
 pub fn session_subject(tenant: &crate::Tenant, session: &crate::SessionId) -> String {
     format!("{SESSION_PREFIX}.{tenant}.{session}")
+}
+
+/// Timers: JetStream message schedules (nats-server ≥ 2.12) that wake
+/// delayed work. Its subjects are the fleet's own, not a producer's.
+pub const TIMER_STREAM: &str = "RUNFLEET_TIMERS";
+
+/// The family of timer definitions: one per delayed command.
+pub const TIMER_FAMILY: &str = "timer";
+
+/// The family of the messages timers produce when they fire (not
+/// `wake`: core NATS `runfleet.wake.<tenant>.<run>` wakes waiting commands).
+pub const DUE_FAMILY: &str = "due";
+
+/// `runfleet.timer.<tenant>.<run_id>.<command_id>`: the schedule that wakes
+/// one delayed command (one schedule per subject: publishing again replaces it).
+pub fn timer(tenant: &Tenant, run_id: &RunId, command_id: &crate::CommandId) -> String {
+    format!("{PREFIX}.{TIMER_FAMILY}.{tenant}.{run_id}.{command_id}")
+}
+
+/// `runfleet.due.<tenant>.<run_id>.<command_id>`: where that schedule fires.
+pub fn due(tenant: &Tenant, run_id: &RunId, command_id: &crate::CommandId) -> String {
+    format!("{PREFIX}.{DUE_FAMILY}.{tenant}.{run_id}.{command_id}")
+}
+
+/// The tenant, run and command tokens of a due subject (not yet validated);
+/// `None` when it is not one.
+pub fn parse_due(subject: &str) -> Option<(&str, &str, &str)> {
+    let mut tokens = subject.split('.');
+    if tokens.next()? != PREFIX || tokens.next()? != DUE_FAMILY {
+        return None;
+    }
+    let tenant = tokens.next().filter(|t| !t.is_empty())?;
+    let run_id = tokens.next().filter(|t| !t.is_empty())?;
+    let command_id = tokens.next().filter(|t| !t.is_empty())?;
+    tokens
+        .next()
+        .is_none()
+        .then_some((tenant, run_id, command_id))
 }
 
 #[cfg(test)]

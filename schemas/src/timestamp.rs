@@ -31,3 +31,15 @@ pub(crate) fn strict<'de, D: Deserializer<'de>>(
             serde::de::Error::custom(format!("{text:?} is not an RFC 3339 date-time: {e}"))
         })
 }
+
+/// Reads an optional RFC 3339 timestamp (`null` or absent is `None`).
+///
+/// # Errors
+/// When present and not a strict RFC 3339 `date-time`.
+pub(crate) fn strict_optional<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Strict(#[serde(deserialize_with = "strict")] DateTime<Utc>);
+    Ok(Option::<Strict>::deserialize(deserializer)?.map(|Strict(at)| at))
+}

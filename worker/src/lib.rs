@@ -44,6 +44,7 @@ pub mod subscribe;
 pub mod tasks;
 pub mod telemetry;
 pub mod text;
+pub mod timers;
 pub mod waiters;
 pub mod worker;
 pub mod workspace;

@@ -2,8 +2,9 @@
 //!
 //! A nats-server older than [`MIN_NATS_SERVER`] silently ignores JetStream
 //! fields the fleet relies on (nats-server 2.9 drops several consumer and
-//! stream settings without an error), so the worker refuses to run against
-//! one, saying which version it found. JetStream must be enabled for the
+//! stream settings without an error; message schedules, which wake delayed
+//! commands, came in 2.12), so the worker refuses to run against one,
+//! saying which version it found. JetStream must be enabled for the
 //! account, and PostgreSQL must answer.
 
 use std::fmt;
@@ -11,9 +12,10 @@ use std::fmt;
 use crate::config::Settings;
 
 /// The oldest nats-server the fleet runs against.
+/// (2.12: message schedules, which wake delayed commands.)
 pub const MIN_NATS_SERVER: Version = Version {
     major: 2,
-    minor: 11,
+    minor: 12,
     patch: 0,
 };
 
@@ -201,6 +203,7 @@ mod tests {
         );
         assert!(v("2.9.10") < MIN_NATS_SERVER);
         assert!(v("2.10.26") < MIN_NATS_SERVER);
+        assert!(v("2.11.9") < MIN_NATS_SERVER);
         assert!(v("2.15.1") >= MIN_NATS_SERVER);
         assert_eq!(Version::parse("2.x"), None);
     }

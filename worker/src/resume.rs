@@ -77,6 +77,10 @@ pub fn start(
                 }
                 _ = sweep.tick() => among_runs = Vec::new(),
             }
+            if among_runs.is_empty() {
+                // The backstop for delayed commands whose timer never fired.
+                crate::timers::publish_overdue(&journal, &js, ROUND as i64).await;
+            }
             let expired = Utc::now() - give_up_after;
             let among = if among_runs.is_empty() {
                 Among::ParkedBefore(Utc::now() - SWEEP_AGE)

@@ -10,6 +10,7 @@
 //! | `RUNFLEET_RECEIPTS` | `runfleet.receipt.>` | limits, 7 days | producers wait on receipts, late or early |
 //! | `RUNFLEET_EVENTS` | `runfleet.evt.>` | limits, 1 day | live followers; the full log is in PostgreSQL |
 //! | `RUNFLEET_DLQ` | `runfleet.dlq.>` | limits, 30 days | operators inspect and re-drive |
+//! | `RUNFLEET_TIMERS` | `runfleet.timer.>`, `runfleet.due.>` | work queue, message schedules | delayed commands' wake-ups ([`crate::timers`]) |
 
 use std::time::Duration;
 
@@ -69,11 +70,10 @@ pub enum SetupError {
         detail: String,
     },
     /// The work consumer could not be created or updated.
-    #[error(
-        "cannot create or update a consumer on {}: {detail}",
-        subjects::WORK_STREAM
-    )]
+    #[error("cannot create or update a consumer on {stream}: {detail}")]
     Consumer {
+        /// The stream.
+        stream: &'static str,
         /// JetStream's reason.
         detail: String,
     },
@@ -125,6 +125,17 @@ pub fn stream_configs(settings: &StreamSettings) -> Vec<stream::Config> {
             description: Some("runfleet dead letters".into()),
             ..base(subjects::DEAD_LETTER_STREAM, &[MessageKind::DeadLetter])
         },
+        stream::Config {
+            name: subjects::TIMER_STREAM.into(),
+            subjects: [subjects::TIMER_FAMILY, subjects::DUE_FAMILY]
+                .iter()
+                .map(|family| format!("{}.{family}.>", subjects::PREFIX))
+                .collect(),
+            retention: stream::RetentionPolicy::WorkQueue,
+            allow_message_schedules: true,
+            description: Some("runfleet timers: delayed commands' wake-ups".into()),
+            ..base(subjects::TIMER_STREAM, &[])
+        },
     ]
 }
 
@@ -163,6 +174,7 @@ pub async fn ensure_streams(
     js.create_consumer_on_stream(work_consumer_config(settings), subjects::WORK_STREAM)
         .await
         .map_err(|err| SetupError::Consumer {
+            stream: subjects::WORK_STREAM,
             detail: err.to_string(),
         })
 }
@@ -180,6 +192,34 @@ pub fn control_consumer_config(settings: &StreamSettings) -> consumer::pull::Con
     }
 }
 
+/// The wake consumer's configuration: timers firing, one worker each.
+pub fn wake_consumer_config() -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(crate::timers::WAKE_CONSUMER.into()),
+        description: Some("runfleet delayed commands waking".into()),
+        filter_subject: format!("{}.{}.>", subjects::PREFIX, subjects::DUE_FAMILY),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: crate::timers::WAKE_ACK_WAIT,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ..Default::default()
+    }
+}
+
+/// Creates or updates the wake consumer.
+///
+/// # Errors
+/// [`SetupError::Consumer`].
+pub async fn ensure_wake_consumer(
+    js: &jetstream::Context,
+) -> Result<consumer::Consumer<consumer::pull::Config>, SetupError> {
+    js.create_consumer_on_stream(wake_consumer_config(), subjects::TIMER_STREAM)
+        .await
+        .map_err(|err| SetupError::Consumer {
+            stream: subjects::TIMER_STREAM,
+            detail: err.to_string(),
+        })
+}
+
 /// Creates or updates the control consumer.
 ///
 /// # Errors
@@ -191,6 +231,7 @@ pub async fn ensure_control_consumer(
     js.create_consumer_on_stream(control_consumer_config(settings), subjects::CONTROL_STREAM)
         .await
         .map_err(|err| SetupError::Consumer {
+            stream: subjects::CONTROL_STREAM,
             detail: err.to_string(),
         })
 }

@@ -121,6 +121,7 @@ pub async fn run_with(
     let streams = config.streams();
     let consumer = setup::ensure_streams(&js, &streams).await?;
     let control = setup::ensure_control_consumer(&js, &streams).await?;
+    let wake = setup::ensure_wake_consumer(&js).await?;
     let journal = Journal::new(pool.clone(), config.group_commits.get());
     journal.register_worker(&worker_id, &hostname()).await?;
     tracing::info!(worker.id = %worker_id, concurrency = config.concurrency.get(), profiles = ?profiles.names(), "worker started");
@@ -169,6 +170,7 @@ pub async fn run_with(
             }
         }
     });
+    crate::timers::start(journal.clone(), js.clone(), wake, &tasks);
     tasks.spawn_service("registration", |stop| {
         keep_registered(journal.clone(), worker_id.clone(), stop)
     });

@@ -19,6 +19,8 @@ mod begin;
 mod complete;
 mod create_run;
 mod dead_letters;
+mod delayed;
+pub use delayed::Delayed;
 mod lease;
 mod parking;
 mod receipts;

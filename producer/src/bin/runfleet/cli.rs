@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use runfleet_schemas::{RunId, Tenant};
 
@@ -179,12 +180,31 @@ pub(crate) struct CommandSendArgs {
     /// The payload as JSON; `@FILE` reads a file, `-` (the default) reads stdin.
     #[arg(long, default_value = "-")]
     pub(crate) payload: String,
+    /// Run-after: not before this instant, given as a delay (`10m`, `90s`)
+    /// or an RFC 3339 time (`2026-12-06T18:00:00Z`).
+    #[arg(long, value_parser = parse_not_before)]
+    pub(crate) not_before: Option<DateTime<Utc>>,
     /// Wait for the receipt and print it (exit code 3 if it did not complete).
     #[arg(long)]
     pub(crate) wait: bool,
-    /// How long `--wait` waits.
+    /// How long `--wait` waits (counted from `--not-before` when given).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub(crate) timeout: Duration,
+}
+
+/// `--not-before`: a delay from now, or an RFC 3339 time.
+fn parse_not_before(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(delay) = humantime::parse_duration(text) {
+        let delay = chrono::Duration::from_std(delay).map_err(|e| format!("{text:?}: {e}"))?;
+        return Ok(Utc::now() + delay);
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|at| at.to_utc())
+        .map_err(|_| {
+            format!(
+                "{text:?}: expected a delay (10m, 90s) or an RFC 3339 time (2026-12-06T18:00:00Z)"
+            )
+        })
 }
 
 #[derive(Debug, Args)]

@@ -23,7 +23,8 @@ pub(crate) async fn run(cli: &Cli, args: &CommandSendArgs) -> anyhow::Result<Exi
         Ok(payload) => payload,
         Err(err) => return Ok(print::invalid(cli, &format!("{err:#}"))),
     };
-    let command = new_command(&tenant, &run_id, args.seq, kind, payload);
+    let mut command = new_command(&tenant, &run_id, args.seq, kind, payload);
+    command.not_before = args.not_before;
     let producer = connect(cli).await?;
     let accepted = producer.send_command(&command).await?;
     if !args.wait {
@@ -32,8 +33,13 @@ pub(crate) async fn run(cli: &Cli, args: &CommandSendArgs) -> anyhow::Result<Exi
         print::report(cli, &json, || command.command_id.to_string());
         return Ok(ExitCode::SUCCESS);
     }
-    let progress = print::waiting(cli, command.command_id.as_str(), args.timeout);
-    let receipt = producer.wait_for_receipt(&command, args.timeout).await;
+    let delay = args
+        .not_before
+        .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
+        .unwrap_or_default();
+    let timeout = args.timeout + delay;
+    let progress = print::waiting(cli, command.command_id.as_str(), timeout);
+    let receipt = producer.wait_for_receipt(&command, timeout).await;
     progress.finish_and_clear();
     Ok(print::receipt(cli, &receipt?))
 }

@@ -18,10 +18,13 @@
 //!   only then is the message acked.
 //! - [`wait`]: a command behind an earlier seq waits without a slot,
 //!   keeping its lease, and a long wait is parked in PostgreSQL.
+//! - [`delay`]: run-after; a command whose `not_before` is ahead waits for
+//!   its timer, recorded in PostgreSQL, its message acknowledged.
 //! - [`refuse`]: what is not executed — replays, conflicts, missing runs,
 //!   cancelled commands, terminal runs, turns that never come.
 
 mod commit;
+mod delay;
 mod execute;
 mod refuse;
 mod settle;
@@ -112,6 +115,12 @@ pub(super) async fn handle(
         seq = command.seq,
         traceparent = traceparent.as_deref().unwrap_or_default(),
     );
+    if let Some(disposition) = delay::until_due(shared, message, &command, traceparent.as_deref())
+        .instrument(span.clone())
+        .await?
+    {
+        return Ok(disposition);
+    }
     let row = CommandRow::new(&command, message.payload.clone());
     let turn = Turn {
         shared,
