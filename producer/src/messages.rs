@@ -50,6 +50,7 @@ pub fn new_command(
         idempotency_key: format!("cmd:{run_id}:{seq}"),
         timeout_ms: None,
         not_before: None,
+        schedule_to_start_ms: None,
         created_at: chrono::Utc::now(),
     }
 }

@@ -58,6 +58,14 @@ pub struct CommandCreate {
         deserialize_with = "crate::timestamp::strict_optional"
     )]
     pub not_before: Option<DateTime<Utc>>,
+    /// Schedule-to-start, in milliseconds: a command not started within it
+    /// of being scheduled (its `not_before`, or when the fleet first saw it)
+    /// ends `timed-out` with `schedule-to-start`, without executing.
+    /// Absent: no limit (a command whose profile no worker serves still
+    /// ends `no-backend` after the fleet's `RUNFLEET_SCHEDULE_TO_START`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub schedule_to_start_ms: Option<u64>,
 }
 
 impl Contract for CommandCreate {
@@ -67,7 +75,8 @@ impl Contract for CommandCreate {
         Some(
             self.seq >= 1
                 && crate::kind::length_within(&self.idempotency_key, 1, 256)
-                && self.timeout_ms.is_none_or(|t| t >= 1),
+                && self.timeout_ms.is_none_or(|t| t >= 1)
+                && self.schedule_to_start_ms.is_none_or(|t| t >= 1),
         )
     }
 }

@@ -50,6 +50,8 @@ pub enum FailureKind {
     MaxDeliveries,
     /// The message is larger than the configured maximum payload.
     PayloadTooLarge,
+    /// The command was not started within its `schedule_to_start_ms`.
+    ScheduleToStart,
 }
 
 /// What the worker does with a failed delivery.
@@ -63,7 +65,7 @@ pub enum Retry {
 
 impl FailureKind {
     /// Every failure kind.
-    pub const ALL: [FailureKind; 17] = [
+    pub const ALL: [FailureKind; 18] = [
         FailureKind::SchemaInvalid,
         FailureKind::IdempotencyConflict,
         FailureKind::RunTerminal,
@@ -81,15 +83,17 @@ impl FailureKind {
         FailureKind::BudgetExhausted,
         FailureKind::MaxDeliveries,
         FailureKind::PayloadTooLarge,
+        FailureKind::ScheduleToStart,
     ];
 
     /// The receipt status this failure ends a command with.
     pub const fn status(self) -> TerminalCommandStatus {
         match self {
             FailureKind::Cancelled => TerminalCommandStatus::Cancelled,
-            FailureKind::TimedOut | FailureKind::InactivityTimeout | FailureKind::MaxDuration => {
-                TerminalCommandStatus::TimedOut
-            }
+            FailureKind::TimedOut
+            | FailureKind::InactivityTimeout
+            | FailureKind::MaxDuration
+            | FailureKind::ScheduleToStart => TerminalCommandStatus::TimedOut,
             _ => TerminalCommandStatus::Failed,
         }
     }
@@ -122,6 +126,7 @@ impl FailureKind {
             FailureKind::BudgetExhausted => "budget-exhausted",
             FailureKind::MaxDeliveries => "max-deliveries",
             FailureKind::PayloadTooLarge => "payload-too-large",
+            FailureKind::ScheduleToStart => "schedule-to-start",
         }
     }
 }

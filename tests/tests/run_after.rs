@@ -214,3 +214,59 @@ async fn a_delayed_command_whose_timer_is_lost_is_published_by_the_sweep() {
         tail(&w.log_text(), 20)
     );
 }
+
+#[tokio::test]
+async fn a_command_not_started_within_its_schedule_to_start_times_out_unexecuted() {
+    let stack = Stack::start().await;
+    let (env, effects) = stack.counting_effects();
+    let w = worker(&env, "w1").await;
+    let producer = stack.producer().await;
+    let run = new_run("acme", "tests", "echo").unwrap();
+    producer.create_run(&run).await.unwrap();
+    let slow = new_command(
+        &run.tenant,
+        &run.run_id,
+        1,
+        CommandKind::Turn,
+        payload(json!({"text": "slow", "sleep_ms": 1500})),
+    );
+    // Behind the slow one: 300 ms is not enough, 60 s is.
+    let mut impatient = new_command(
+        &run.tenant,
+        &run.run_id,
+        2,
+        CommandKind::Turn,
+        payload(json!({"text": "impatient"})),
+    );
+    impatient.schedule_to_start_ms = Some(300);
+    let mut patient = new_command(
+        &run.tenant,
+        &run.run_id,
+        3,
+        CommandKind::Turn,
+        payload(json!({"text": "patient"})),
+    );
+    patient.schedule_to_start_ms = Some(60_000);
+    for command in [&slow, &impatient, &patient] {
+        producer.send_command(command).await.unwrap();
+    }
+    stack
+        .wait_for_receipts(3, Duration::from_secs(30), std::slice::from_ref(&w))
+        .await;
+    let receipt = stack.receipt(&impatient).await.unwrap();
+    assert_eq!(receipt["status"], "timed-out", "{receipt}");
+    assert_eq!(receipt["failure"]["kind"], "schedule-to-start", "{receipt}");
+    assert!(
+        receipt["failure"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("schedule_to_start_ms")),
+        "{receipt}"
+    );
+    assert_eq!(stack.receipt(&slow).await.unwrap()["status"], "completed");
+    assert_eq!(
+        stack.receipt(&patient).await.unwrap()["status"],
+        "completed"
+    );
+    let executed = common::seqs_of(&common::effects(effects.path()), run.run_id.as_str());
+    assert_eq!(executed, vec![1, 3], "the timed-out command never executed");
+}

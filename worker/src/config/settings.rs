@@ -103,7 +103,7 @@ settings! {
         schedule_to_start: Duration = Duration::from_secs(300),
             flag String, env "RUNFLEET_SCHEDULE_TO_START";
             help "Wait before `no-backend`";
-            meaning "how long a command whose profile no worker serves waits before `no-backend`";
+            meaning "how long a command whose profile no worker serves waits before `no-backend`: the default of its own `schedule_to_start_ms` for that case";
         #[serde(deserialize_with = "nonzero::deserialize")]
         max_missed_heartbeats: NonZeroU32 = const { NonZeroU32::new(3).unwrap() },
             flag u32, env "RUNFLEET_MAX_MISSED_HEARTBEATS";

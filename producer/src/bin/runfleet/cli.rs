@@ -184,6 +184,10 @@ pub(crate) struct CommandSendArgs {
     /// or an RFC 3339 time (`2026-12-06T18:00:00Z`).
     #[arg(long, value_parser = parse_not_before)]
     pub(crate) not_before: Option<DateTime<Utc>>,
+    /// Schedule-to-start: not started within this (`30s`, `5m`) of being
+    /// scheduled, the command ends `timed-out` with `schedule-to-start`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) schedule_to_start: Option<Duration>,
     /// Wait for the receipt and print it (exit code 3 if it did not complete).
     #[arg(long)]
     pub(crate) wait: bool,

@@ -25,6 +25,16 @@ pub(crate) async fn run(cli: &Cli, args: &CommandSendArgs) -> anyhow::Result<Exi
     };
     let mut command = new_command(&tenant, &run_id, args.seq, kind, payload);
     command.not_before = args.not_before;
+    command.schedule_to_start_ms = match args.schedule_to_start.map(|d| d.as_millis()) {
+        None => None,
+        Some(0) => {
+            return Ok(print::invalid(
+                cli,
+                "--schedule-to-start must be at least 1ms",
+            ));
+        }
+        Some(ms) => Some(u64::try_from(ms).unwrap_or(u64::MAX)),
+    };
     let producer = connect(cli).await?;
     let accepted = producer.send_command(&command).await?;
     if !args.wait {

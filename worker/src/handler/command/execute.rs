@@ -39,6 +39,14 @@ impl Turn<'_> {
             );
             return self.give_up(&claim, started_at, why).await;
         }
+        if claim.executions == 1
+            && let Some(why) = self.past_schedule_to_start()
+        {
+            let failure = BackendError::new(FailureKind::ScheduleToStart, why);
+            return self
+                .commit(&claim, started_at, Ending::failed(failure))
+                .await;
+        }
         // Validated against its schema when it was accepted; plain serde here.
         let run: RunCreate = serde_json::from_value(run_spec).map_err(|e| {
             crate::db::DbError::Unexpected(format!(
@@ -309,8 +317,10 @@ impl Turn<'_> {
     ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let profile = run.backend_profile.as_str();
-        let waited = super::elapsed_since(self.delivery.published);
-        let limit = shared.config.schedule_to_start;
+        let waited = super::elapsed_since(self.scheduled_at());
+        let limit = self
+            .schedule_to_start(Some(shared.config.schedule_to_start))
+            .unwrap_or(shared.config.schedule_to_start);
         // At the delivery limit too: a NAK there would strand the message and
         // wedge the run behind it.
         if waited >= limit || self.delivery.attempt >= shared.max_deliver() {

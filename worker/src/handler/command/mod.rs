@@ -20,6 +20,7 @@
 //!   keeping its lease, and a long wait is parked in PostgreSQL.
 //! - [`delay`]: run-after; a command whose `not_before` is ahead waits for
 //!   its timer, recorded in PostgreSQL, its message acknowledged.
+//! - [`schedule`]: schedule-to-start, checked when the command would start.
 //! - [`refuse`]: what is not executed — replays, conflicts, missing runs,
 //!   cancelled commands, terminal runs, turns that never come.
 
@@ -27,6 +28,7 @@ mod commit;
 mod delay;
 mod execute;
 mod refuse;
+mod schedule;
 mod settle;
 mod wait;
 

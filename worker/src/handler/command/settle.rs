@@ -18,7 +18,7 @@ impl Turn<'_> {
     /// profile is not known here yet.
     pub(super) fn pure(&self) -> Option<Pure> {
         let shared = self.shared;
-        if self.command.kind == CommandKind::Close {
+        if self.command.kind == CommandKind::Close || self.past_schedule_to_start().is_some() {
             return None;
         }
         // The run's profile as remembered, or else this worker's only one
