@@ -297,7 +297,7 @@ pub async fn wait_for_answer(
     };
     let refusal = async {
         let sent = serde_json::to_value(command)?;
-        let subject = subjects::command(&command.tenant, &command.run_id);
+        let subject = runfleet_schemas::Routed::subject(command);
         let since = chrono::Utc::now() - DEAD_LETTER_LOOKBACK;
         let mut letters = ordered_messages_from(
             js,

@@ -26,6 +26,7 @@ pub fn new_run(tenant: &str, project: &str, backend_profile: &str) -> Result<Run
         budgets: Default::default(),
         labels: Default::default(),
         created_at: chrono::Utc::now(),
+        priority: Default::default(),
     })
 }
 
@@ -51,6 +52,7 @@ pub fn new_command(
         timeout_ms: None,
         not_before: None,
         schedule_to_start_ms: None,
+        priority: Default::default(),
         created_at: chrono::Utc::now(),
     }
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::Priority;
 use crate::kind::kind_marker;
 use crate::{CommandId, Contract, MessageKind, RunId, SchemaVersion, Tenant};
 
@@ -66,6 +67,10 @@ pub struct CommandCreate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub schedule_to_start_ms: Option<u64>,
+    /// Priority (`high`, `normal`, `low`); its subject carries it as a fifth
+    /// token (`.high`, `.low`; none for `normal`) and must agree.
+    #[serde(default, skip_serializing_if = "Priority::is_normal")]
+    pub priority: Priority,
 }
 
 impl Contract for CommandCreate {

@@ -9,8 +9,8 @@
 //!
 //! | kind             | type                | subject                                  |
 //! |------------------|---------------------|------------------------------------------|
-//! | `run.create`     | [`RunCreate`]       | `runfleet.run.<tenant>.<run_id>`         |
-//! | `command.create` | [`CommandCreate`]   | `runfleet.cmd.<tenant>.<run_id>`         |
+//! | `run.create`     | [`RunCreate`]       | `runfleet.run.<tenant>.<run_id>[.<priority>]` |
+//! | `command.create` | [`CommandCreate`]   | `runfleet.cmd.<tenant>.<run_id>[.<priority>]` |
 //! | `control.cancel` | [`ControlCancel`]   | `runfleet.ctl.<tenant>.<run_id>`         |
 //! | `receipt`        | [`Receipt`]         | `runfleet.receipt.<tenant>.<run_id>`     |
 //! | `event`          | [`Event`]           | `runfleet.evt.<tenant>.<run_id>`         |
@@ -46,6 +46,7 @@ pub mod headers;
 mod ids;
 mod json_text;
 mod kind;
+mod priority;
 mod receipt;
 mod routing;
 mod run_create;
@@ -62,6 +63,7 @@ pub use event::{Event, EventBody, OutputStream, StepStatus};
 pub use failure::{FailureKind, Retry};
 pub use ids::{CommandId, IdError, ProfileName, ProjectId, RunId, SessionId, Tenant};
 pub use kind::{Contract, MessageKind, SchemaVersion};
+pub use priority::Priority;
 pub use receipt::{EventRange, Failure, Receipt};
 pub use routing::Routed;
 pub use run_create::{ResourceBundle, RunCreate};

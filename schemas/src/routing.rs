@@ -20,7 +20,12 @@ pub trait Routed: Contract {
 
 impl Routed for RunCreate {
     fn subject(&self) -> String {
-        subjects::run(&self.tenant, &self.run_id)
+        subjects::at_priority(
+            crate::MessageKind::RunCreate,
+            &self.tenant,
+            &self.run_id,
+            self.priority,
+        )
     }
     fn msg_id(&self) -> String {
         self.idempotency_key.clone()
@@ -29,7 +34,12 @@ impl Routed for RunCreate {
 
 impl Routed for CommandCreate {
     fn subject(&self) -> String {
-        subjects::command(&self.tenant, &self.run_id)
+        subjects::at_priority(
+            crate::MessageKind::CommandCreate,
+            &self.tenant,
+            &self.run_id,
+            self.priority,
+        )
     }
     fn msg_id(&self) -> String {
         self.idempotency_key.clone()

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::Priority;
 use crate::kind::kind_marker;
 use crate::{
     Contract, MessageKind, ProfileName, ProjectId, RunId, SchemaVersion, SessionId, Tenant,
@@ -58,6 +59,10 @@ pub struct RunCreate {
     /// When the producer created the message (RFC 3339).
     #[serde(deserialize_with = "crate::timestamp::strict")]
     pub created_at: DateTime<Utc>,
+    /// Priority (`high`, `normal`, `low`); its subject carries it as a fifth
+    /// token (`.high`, `.low`; none for `normal`) and must agree.
+    #[serde(default, skip_serializing_if = "Priority::is_normal")]
+    pub priority: Priority,
 }
 
 impl Contract for RunCreate {

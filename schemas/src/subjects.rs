@@ -5,8 +5,8 @@
 //!
 //! | subject                               | message          | stream              |
 //! |---------------------------------------|------------------|---------------------|
-//! | `runfleet.run.<tenant>.<run_id>`      | `run.create`     | [`WORK_STREAM`]     |
-//! | `runfleet.cmd.<tenant>.<run_id>`      | `command.create` | [`WORK_STREAM`]     |
+//! | `runfleet.run.<tenant>.<run_id>[.high\|.low]` | `run.create` | [`WORK_STREAM`] |
+//! | `runfleet.cmd.<tenant>.<run_id>[.high\|.low]` | `command.create` | [`WORK_STREAM`] |
 //! | `runfleet.ctl.<tenant>.<run_id>`      | `control.cancel` | [`CONTROL_STREAM`]  |
 //! | `runfleet.receipt.<tenant>.<run_id>`  | `receipt`        | [`RECEIPT_STREAM`]  |
 //! | `runfleet.evt.<tenant>.<run_id>`      | `event`          | [`EVENT_STREAM`]    |
@@ -18,7 +18,7 @@
 //! [`crate::RunId`], so a subject built here can never contain a stray `.`,
 //! `*`, `>` or whitespace.
 
-use crate::{MessageKind, RunId, Tenant};
+use crate::{MessageKind, Priority, RunId, Tenant};
 
 /// The first token of every runfleet subject.
 pub const PREFIX: &str = "runfleet";
@@ -58,6 +58,37 @@ pub fn for_run(kind: MessageKind, tenant: &Tenant, run_id: &RunId) -> String {
 /// `runfleet.run.<tenant>.<run_id>`
 pub fn run(tenant: &Tenant, run_id: &RunId) -> String {
     for_run(MessageKind::RunCreate, tenant, run_id)
+}
+
+/// The subject of `kind` (run or command) for this run at `priority`: the
+/// plain subject for `normal`, with `.high` or `.low` appended otherwise.
+pub fn at_priority(
+    kind: MessageKind,
+    tenant: &Tenant,
+    run_id: &RunId,
+    priority: Priority,
+) -> String {
+    let subject = for_run(kind, tenant, run_id);
+    match priority.token() {
+        Some(token) => format!("{subject}.{token}"),
+        None => subject,
+    }
+}
+
+/// The filters of the work consumer of one priority level: the run and
+/// command subjects of that level (`runfleet.cmd.*.*` for `normal`,
+/// `runfleet.cmd.*.*.high` for `high`).
+pub fn work_filters(priority: Priority) -> Vec<String> {
+    [MessageKind::RunCreate, MessageKind::CommandCreate]
+        .into_iter()
+        .map(|kind| {
+            let base = format!("{PREFIX}.{}.*.*", family(kind));
+            match priority.token() {
+                Some(token) => format!("{base}.{token}"),
+                None => base,
+            }
+        })
+        .collect()
 }
 
 /// `runfleet.cmd.<tenant>.<run_id>`
@@ -100,6 +131,8 @@ pub struct ParsedSubject<'a> {
     pub tenant: &'a str,
     /// The run token, absent for dead letters.
     pub run_id: Option<&'a str>,
+    /// The priority level its suffix names (`normal` without one).
+    pub priority: Priority,
 }
 
 /// Reads a subject built by this module; `None` when it is not one.
@@ -119,6 +152,14 @@ pub fn parse(subject: &str) -> Option<ParsedSubject<'_>> {
     } else {
         Some(())
     };
+    // Runs and commands may name a priority level in a fifth token.
+    let priority = match tokens.next() {
+        None => Priority::Normal,
+        Some(token) if matches!(kind, MessageKind::RunCreate | MessageKind::CommandCreate) => {
+            Priority::from_token(token)?
+        }
+        Some(_) => return None,
+    };
     if tokens.next().is_some() || run_id.is_some() != expected_tokens.is_some() {
         return None;
     }
@@ -126,6 +167,7 @@ pub fn parse(subject: &str) -> Option<ParsedSubject<'_>> {
         kind,
         tenant,
         run_id,
+        priority,
     })
 }
 
@@ -191,8 +233,24 @@ mod tests {
             Some(ParsedSubject {
                 kind: MessageKind::CommandCreate,
                 tenant: "acme",
-                run_id: Some("r-1")
+                run_id: Some("r-1"),
+                priority: Priority::Normal,
             })
+        );
+        let high = at_priority(MessageKind::CommandCreate, &tenant, &run_id, Priority::High);
+        assert_eq!(high, "runfleet.cmd.acme.r-1.high");
+        assert_eq!(parse(&high).map(|p| p.priority), Some(Priority::High));
+        assert_eq!(
+            parse("runfleet.run.acme.r-1.low").map(|p| p.priority),
+            Some(Priority::Low)
+        );
+        assert_eq!(
+            work_filters(Priority::Normal),
+            ["runfleet.run.*.*", "runfleet.cmd.*.*"]
+        );
+        assert_eq!(
+            work_filters(Priority::High),
+            ["runfleet.run.*.*.high", "runfleet.cmd.*.*.high"]
         );
         assert_eq!(
             parse(&dead_letter("acme")).map(|p| p.kind),
@@ -202,6 +260,9 @@ mod tests {
             "runfleet.cmd.acme",
             "other.cmd.a.b",
             "runfleet.cmd.a.b.c",
+            "runfleet.cmd.a.b.normal",
+            "runfleet.cmd.a.b.high.x",
+            "runfleet.ctl.a.b.high",
             "runfleet.nope.a.b",
         ] {
             assert_eq!(parse(bad), None, "{bad}");

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use chrono::Utc;
-use runfleet_schemas::{RunId, Tenant, headers, subjects};
+use runfleet_schemas::{MessageKind, Priority, RunId, Tenant, headers, subjects};
 use tokio::sync::mpsc;
 
 use crate::journal::{Among, Journal, Parked};
@@ -110,9 +110,11 @@ async fn republish(journal: &Journal, js: &jetstream::Context, due: Vec<Parked>)
             parked.first_seen.to_rfc3339().as_str(),
         );
         // Identifiers the journal accepted earlier: valid subject tokens.
-        let subject = subjects::command(
+        let subject = subjects::at_priority(
+            MessageKind::CommandCreate,
             &Tenant::new(parked.tenant.as_str()).ok()?,
             &RunId::new(parked.run_id.as_str()).ok()?,
+            Priority::of_message(&parked.message),
         );
         let ack = js
             .publish_with_headers(subject, header, payload.into())

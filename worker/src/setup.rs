@@ -5,7 +5,7 @@
 //!
 //! | stream | subjects | retention | why |
 //! |---|---|---|---|
-//! | `RUNFLEET_WORK` | `runfleet.run.>`, `runfleet.cmd.>` | work queue | one consumer, acked messages leave; PostgreSQL holds the history |
+//! | `RUNFLEET_WORK` | `runfleet.run.>`, `runfleet.cmd.>` | work queue | one consumer per priority level, acked messages leave; PostgreSQL holds the history |
 //! | `RUNFLEET_CONTROL` | `runfleet.ctl.>` | limits, 1 day | every worker sees every cancel |
 //! | `RUNFLEET_RECEIPTS` | `runfleet.receipt.>` | limits, 7 days | producers wait on receipts, late or early |
 //! | `RUNFLEET_EVENTS` | `runfleet.evt.>` | limits, 1 day | live followers; the full log is in PostgreSQL |
@@ -15,13 +15,26 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use runfleet_schemas::{MessageKind, subjects};
+use runfleet_schemas::{MessageKind, Priority, subjects};
 
 use crate::config::StreamSettings;
 use crate::db::{DbError, Pool};
 
-/// The durable pull consumer the whole fleet shares on the work stream.
+/// The durable pull consumer the whole fleet shares on the work stream
+/// for `normal` work (see [`work_consumer_name`] for the other levels).
 pub const WORK_CONSUMER: &str = "runfleet-workers";
+
+/// The work consumer of a priority level: `runfleet-workers` for
+/// `normal`, `runfleet-workers-high` and `runfleet-workers-low`.
+pub fn work_consumer_name(priority: Priority) -> String {
+    match priority.token() {
+        Some(token) => format!("{WORK_CONSUMER}-{token}"),
+        None => WORK_CONSUMER.to_owned(),
+    }
+}
+
+/// The fleet's work consumers, one per priority level, highest first.
+pub type WorkConsumers = Vec<(Priority, consumer::Consumer<consumer::pull::Config>)>;
 
 /// The durable pull consumer the whole fleet shares on the control stream.
 pub const CONTROL_CONSUMER: &str = "runfleet-control";
@@ -139,11 +152,17 @@ pub fn stream_configs(settings: &StreamSettings) -> Vec<stream::Config> {
     ]
 }
 
-/// The work consumer's configuration.
-pub fn work_consumer_config(settings: &StreamSettings) -> consumer::pull::Config {
+/// The configuration of the work consumer of one priority level.
+pub fn work_consumer_config(
+    settings: &StreamSettings,
+    priority: Priority,
+) -> consumer::pull::Config {
     consumer::pull::Config {
-        durable_name: Some(WORK_CONSUMER.into()),
-        description: Some("the runfleet worker fleet".into()),
+        durable_name: Some(work_consumer_name(priority)),
+        description: Some(format!(
+            "the runfleet worker fleet: {priority} priority work"
+        )),
+        filter_subjects: subjects::work_filters(priority),
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: settings.ack_wait,
         max_deliver: settings.max_deliver,
@@ -160,7 +179,7 @@ pub fn work_consumer_config(settings: &StreamSettings) -> consumer::pull::Config
 pub async fn ensure_streams(
     js: &jetstream::Context,
     settings: &StreamSettings,
-) -> Result<consumer::Consumer<consumer::pull::Config>, SetupError> {
+) -> Result<WorkConsumers, SetupError> {
     for config in stream_configs(settings) {
         let name = config.name.clone();
         js.create_or_update_stream(config)
@@ -170,13 +189,26 @@ pub async fn ensure_streams(
                 detail: err.to_string(),
             })?;
     }
-    // Create-or-update: a changed ack_wait or max_deliver takes effect on the next start.
-    js.create_consumer_on_stream(work_consumer_config(settings), subjects::WORK_STREAM)
-        .await
-        .map_err(|err| SetupError::Consumer {
-            stream: subjects::WORK_STREAM,
-            detail: err.to_string(),
-        })
+    // Create-or-update: a changed ack_wait or max_deliver takes effect on
+    // the next start. `normal` first: before priorities, its consumer took
+    // the whole stream, and a work-queue stream refuses overlapping
+    // consumers until it is narrowed to its own level's subjects.
+    let mut consumers = Vec::new();
+    for priority in [Priority::Normal, Priority::High, Priority::Low] {
+        let consumer = js
+            .create_consumer_on_stream(
+                work_consumer_config(settings, priority),
+                subjects::WORK_STREAM,
+            )
+            .await
+            .map_err(|err| SetupError::Consumer {
+                stream: subjects::WORK_STREAM,
+                detail: err.to_string(),
+            })?;
+        consumers.push((priority, consumer));
+    }
+    consumers.sort_by_key(|(priority, _)| *priority);
+    Ok(consumers)
 }
 
 /// The control consumer's configuration: cancel requests, one worker each.

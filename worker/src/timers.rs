@@ -22,7 +22,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
-use runfleet_schemas::{CommandId, RunId, Tenant, headers, subjects};
+use runfleet_schemas::{CommandId, MessageKind, Priority, RunId, Tenant, headers, subjects};
 
 use crate::journal::{Delayed, Journal};
 use crate::publisher::PublishError;
@@ -120,7 +120,12 @@ pub async fn publish_woken(
     traceparent: Option<&str>,
 ) -> Result<(), PublishError> {
     let (tenant, run_id, command_id) = tokens(delayed)?;
-    let subject = subjects::command(&tenant, &run_id);
+    let subject = subjects::at_priority(
+        MessageKind::CommandCreate,
+        &tenant,
+        &run_id,
+        Priority::of_message(&delayed.message),
+    );
     let mut map = HeaderMap::new();
     map.insert(
         headers::MSG_ID,

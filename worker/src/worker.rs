@@ -119,7 +119,7 @@ pub async fn run_with(
     let pool = Pool::connect(&config.database_url, config.pg_pool_size.get()).await?;
     setup::migrate(&pool).await?;
     let streams = config.streams();
-    let consumer = setup::ensure_streams(&js, &streams).await?;
+    let consumers = setup::ensure_streams(&js, &streams).await?;
     let control = setup::ensure_control_consumer(&js, &streams).await?;
     let wake = setup::ensure_wake_consumer(&js).await?;
     let journal = Journal::new(pool.clone(), config.group_commits.get());
@@ -218,8 +218,11 @@ pub async fn run_with(
         pull_control(control, shared.clone(), shutdown.clone()),
     );
     let slots = Arc::new(Semaphore::new(config.concurrency.get()));
-    let mut in_flight = JoinSet::new();
-    pull_until_shutdown(&consumer, &shared, &slots, &mut in_flight, &shutdown).await;
+    let in_flight = std::sync::Mutex::new(JoinSet::new());
+    pull_until_shutdown(&consumers, &shared, &slots, &in_flight, &shutdown).await;
+    let mut in_flight = in_flight
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
 
     drain(&shared, &mut in_flight, config.shutdown_grace).await;
     let _ = control_task.await;

@@ -9,7 +9,7 @@
 //! commands at once. Waiting commands of the run are woken so they see it.
 
 use async_nats::jetstream::{self, AckKind};
-use runfleet_schemas::{ControlCancel, FailureKind, subjects};
+use runfleet_schemas::{ControlCancel, FailureKind, Priority, subjects};
 
 use super::{Delivery, Disposition, Retryable, dead_letter, delivery_of, drive, oversized, read};
 use crate::handler::Shared;
@@ -48,7 +48,7 @@ async fn dispatch(
     let checked = match subjects::parse(&delivery.subject) {
         None => Err(super::Invalid::Foreign(delivery.subject.clone())),
         Some(parsed) => read::<ControlCancel>(&parsed, &message.payload, |m| {
-            (m.tenant.as_str(), m.run_id.as_str())
+            (m.tenant.as_str(), m.run_id.as_str(), Priority::Normal)
         }),
     };
     match checked {

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind};
 use runfleet_schemas::{
-    CommandCreate, DecodeError, FailureKind, MessageKind, RunCreate, decode, subjects,
+    CommandCreate, DecodeError, FailureKind, MessageKind, Priority, RunCreate, decode, subjects,
 };
 use tracing::Instrument;
 
@@ -210,11 +210,11 @@ async fn dispatch(
         None => Err(Invalid::Subject(delivery.subject.clone())),
         Some(parsed) => match parsed.kind {
             MessageKind::RunCreate => read::<RunCreate>(&parsed, &message.payload, |m| {
-                (m.tenant.as_str(), m.run_id.as_str())
+                (m.tenant.as_str(), m.run_id.as_str(), m.priority)
             })
             .map(Work::Run),
             MessageKind::CommandCreate => read::<CommandCreate>(&parsed, &message.payload, |m| {
-                (m.tenant.as_str(), m.run_id.as_str())
+                (m.tenant.as_str(), m.run_id.as_str(), m.priority)
             })
             .map(Work::Command),
             other => Err(Invalid::Misplaced {
@@ -278,6 +278,16 @@ pub(super) enum Invalid {
         /// The subject's.
         subject: String,
     },
+    /// The body's priority is not the subject's level.
+    #[error("{kind}: /priority: \"{body}\" does not match the subject's priority \"{subject}\"")]
+    Priority {
+        /// The message kind.
+        kind: MessageKind,
+        /// The body's priority.
+        body: Priority,
+        /// The subject's.
+        subject: Priority,
+    },
     /// The body's run is not the subject's.
     #[error("{kind}: /run_id: {body:?} does not match the subject's run {subject:?}")]
     Run {
@@ -294,10 +304,10 @@ pub(super) enum Invalid {
 fn read<T: runfleet_schemas::Contract>(
     parsed: &subjects::ParsedSubject<'_>,
     payload: &[u8],
-    owner: impl Fn(&T) -> (&str, &str),
+    owner: impl Fn(&T) -> (&str, &str, Priority),
 ) -> Result<T, Invalid> {
     let message = decode::<T>(payload)?;
-    let (tenant, run_id) = owner(&message);
+    let (tenant, run_id, priority) = owner(&message);
     if parsed.tenant != tenant {
         return Err(Invalid::Tenant {
             kind: parsed.kind,
@@ -310,6 +320,13 @@ fn read<T: runfleet_schemas::Contract>(
             kind: parsed.kind,
             body: run_id.to_owned(),
             subject: parsed.run_id.unwrap_or_default().to_owned(),
+        });
+    }
+    if parsed.priority != priority {
+        return Err(Invalid::Priority {
+            kind: parsed.kind,
+            body: priority,
+            subject: parsed.priority,
         });
     }
     Ok(message)

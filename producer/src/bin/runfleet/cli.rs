@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use runfleet_schemas::{RunId, Tenant};
+use runfleet_schemas::{Priority, RunId, Tenant};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -150,6 +150,15 @@ pub(crate) struct RunCreateArgs {
     /// The commit of `--bundle-git`.
     #[arg(long, requires = "bundle_git")]
     pub(crate) bundle_commit: Option<String>,
+    /// `high`, `normal` or `low`: the queue of the run's creation.
+    #[arg(long, default_value = "normal", value_parser = parse_priority)]
+    pub(crate) priority: Priority,
+}
+
+/// `--priority`: `high`, `normal` or `low`.
+fn parse_priority(text: &str) -> Result<Priority, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("{text:?}: expected high, normal or low"))
 }
 
 fn parse_budget(text: &str) -> Result<(String, f64), String> {
@@ -188,6 +197,10 @@ pub(crate) struct CommandSendArgs {
     /// scheduled, the command ends `timed-out` with `schedule-to-start`.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub(crate) schedule_to_start: Option<Duration>,
+    /// `high`, `normal` or `low`: higher levels start first under a backlog,
+    /// and lower ones always get their share.
+    #[arg(long, default_value = "normal", value_parser = parse_priority)]
+    pub(crate) priority: Priority,
     /// Wait for the receipt and print it (exit code 3 if it did not complete).
     #[arg(long)]
     pub(crate) wait: bool,

@@ -25,6 +25,7 @@ pub(crate) async fn run(cli: &Cli, args: &CommandSendArgs) -> anyhow::Result<Exi
     };
     let mut command = new_command(&tenant, &run_id, args.seq, kind, payload);
     command.not_before = args.not_before;
+    command.priority = args.priority;
     command.schedule_to_start_ms = match args.schedule_to_start.map(|d| d.as_millis()) {
         None => None,
         Some(0) => {
