@@ -231,3 +231,8 @@ mod tests {
         ));
     }
 }
+token_type!(
+    /// A schedule's identifier (recurring runs), unique per tenant.
+    ScheduleId,
+    "schedule"
+);

@@ -61,7 +61,7 @@ pub use dead_letter::{DeadLetter, DeliveryRecord, PayloadEncoding};
 pub use decode::{DecodeError, Message, decode, decode_any, decode_validated, decode_value};
 pub use event::{Event, EventBody, OutputStream, StepStatus};
 pub use failure::{FailureKind, Retry};
-pub use ids::{CommandId, IdError, ProfileName, ProjectId, RunId, SessionId, Tenant};
+pub use ids::{CommandId, IdError, ProfileName, ProjectId, RunId, ScheduleId, SessionId, Tenant};
 pub use kind::{Contract, MessageKind, SchemaVersion};
 pub use priority::Priority;
 pub use receipt::{EventRange, Failure, Receipt};

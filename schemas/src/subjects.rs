@@ -219,6 +219,33 @@ pub fn parse_due(subject: &str) -> Option<(&str, &str, &str)> {
         .then_some((tenant, run_id, command_id))
 }
 
+/// The family of recurring schedules' definitions (fleet-internal).
+pub const SCHEDULE_FAMILY: &str = "sched";
+
+/// The family of the messages recurring schedules produce when they fire.
+pub const FIRE_FAMILY: &str = "fire";
+
+/// `runfleet.sched.<tenant>.<schedule_id>`: a recurring schedule's timing.
+pub fn schedule(tenant: &Tenant, schedule_id: &crate::ScheduleId) -> String {
+    format!("{PREFIX}.{SCHEDULE_FAMILY}.{tenant}.{schedule_id}")
+}
+
+/// `runfleet.fire.<tenant>.<schedule_id>`: where it fires.
+pub fn fire(tenant: &Tenant, schedule_id: &crate::ScheduleId) -> String {
+    format!("{PREFIX}.{FIRE_FAMILY}.{tenant}.{schedule_id}")
+}
+
+/// The tenant and schedule tokens of a fire subject (not yet validated).
+pub fn parse_fire(subject: &str) -> Option<(&str, &str)> {
+    let mut tokens = subject.split('.');
+    if tokens.next()? != PREFIX || tokens.next()? != FIRE_FAMILY {
+        return None;
+    }
+    let tenant = tokens.next().filter(|t| !t.is_empty())?;
+    let schedule_id = tokens.next().filter(|t| !t.is_empty())?;
+    tokens.next().is_none().then_some((tenant, schedule_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,11 +40,10 @@ async fn the_service_answers_status_events_dead_letters_and_redrives() {
     let pool = runfleet_worker::db::Pool::connect(stack.db.url(), 2)
         .await
         .unwrap();
-    let served = tokio::spawn(service::serve(
-        stack.nats.client().await.unwrap(),
-        pool,
-        stop.clone(),
-    ));
+    let registered = service::register(stack.nats.client().await.unwrap(), pool)
+        .await
+        .unwrap();
+    let served = tokio::spawn(registered.serve(stop.clone()));
 
     // A command whose run does not exist yet: dead-lettered after RUNFLEET_RUN_WAIT.
     let producer = stack.producer().await;
@@ -294,7 +293,6 @@ async fn the_service_answers_status_events_dead_letters_and_redrives() {
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), served)
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

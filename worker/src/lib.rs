@@ -34,6 +34,7 @@ pub mod publisher;
 mod pulling;
 pub mod pure_runs;
 pub mod readiness;
+mod recurring;
 pub mod redact;
 pub mod resume;
 pub mod retry;

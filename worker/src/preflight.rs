@@ -3,7 +3,8 @@
 //! A nats-server older than [`MIN_NATS_SERVER`] silently ignores JetStream
 //! fields the fleet relies on (nats-server 2.9 drops several consumer and
 //! stream settings without an error; message schedules, which wake delayed
-//! commands, came in 2.12), so the worker refuses to run against one,
+//! commands, came in 2.12, their cron and `@every` forms for recurring
+//! schedules in 2.14), so the worker refuses to run against one,
 //! saying which version it found. JetStream must be enabled for the
 //! account, and PostgreSQL must answer.
 
@@ -12,10 +13,11 @@ use std::fmt;
 use crate::config::Settings;
 
 /// The oldest nats-server the fleet runs against.
-/// (2.12: message schedules, which wake delayed commands.)
+/// (2.12: message schedules, which wake delayed commands; 2.14: their
+/// cron and `@every` forms, which fire recurring schedules.)
 pub const MIN_NATS_SERVER: Version = Version {
     major: 2,
-    minor: 12,
+    minor: 14,
     patch: 0,
 };
 
@@ -204,6 +206,7 @@ mod tests {
         assert!(v("2.9.10") < MIN_NATS_SERVER);
         assert!(v("2.10.26") < MIN_NATS_SERVER);
         assert!(v("2.11.9") < MIN_NATS_SERVER);
+        assert!(v("2.12.3") < MIN_NATS_SERVER);
         assert!(v("2.15.1") >= MIN_NATS_SERVER);
         assert_eq!(Version::parse("2.x"), None);
     }

@@ -10,7 +10,7 @@
 //! | `RUNFLEET_RECEIPTS` | `runfleet.receipt.>` | limits, 7 days | producers wait on receipts, late or early |
 //! | `RUNFLEET_EVENTS` | `runfleet.evt.>` | limits, 1 day | live followers; the full log is in PostgreSQL |
 //! | `RUNFLEET_DLQ` | `runfleet.dlq.>` | limits, 30 days | operators inspect and re-drive |
-//! | `RUNFLEET_TIMERS` | `runfleet.timer.>`, `runfleet.due.>` | work queue, message schedules | delayed commands' wake-ups ([`crate::timers`]) |
+//! | `RUNFLEET_TIMERS` | `runfleet.timer.>`, `runfleet.due.>`, `runfleet.sched.>`, `runfleet.fire.>` | work queue, message schedules | delayed commands' wake-ups ([`crate::timers`]) and recurring schedules' firings ([`crate::recurring`]) |
 
 use std::time::Duration;
 
@@ -140,13 +140,20 @@ pub fn stream_configs(settings: &StreamSettings) -> Vec<stream::Config> {
         },
         stream::Config {
             name: subjects::TIMER_STREAM.into(),
-            subjects: [subjects::TIMER_FAMILY, subjects::DUE_FAMILY]
-                .iter()
-                .map(|family| format!("{}.{family}.>", subjects::PREFIX))
-                .collect(),
+            subjects: [
+                subjects::TIMER_FAMILY,
+                subjects::DUE_FAMILY,
+                subjects::SCHEDULE_FAMILY,
+                subjects::FIRE_FAMILY,
+            ]
+            .iter()
+            .map(|family| format!("{}.{family}.>", subjects::PREFIX))
+            .collect(),
             retention: stream::RetentionPolicy::WorkQueue,
             allow_message_schedules: true,
-            description: Some("runfleet timers: delayed commands' wake-ups".into()),
+            description: Some(
+                "runfleet timers: delayed commands' wake-ups, recurring schedules".into(),
+            ),
             ..base(subjects::TIMER_STREAM, &[])
         },
     ]
@@ -229,7 +236,10 @@ pub fn wake_consumer_config() -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(crate::timers::WAKE_CONSUMER.into()),
         description: Some("runfleet delayed commands waking".into()),
-        filter_subject: format!("{}.{}.>", subjects::PREFIX, subjects::DUE_FAMILY),
+        filter_subjects: [subjects::DUE_FAMILY, subjects::FIRE_FAMILY]
+            .iter()
+            .map(|family| format!("{}.{family}.>", subjects::PREFIX))
+            .collect(),
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: crate::timers::WAKE_ACK_WAIT,
         deliver_policy: consumer::DeliverPolicy::All,

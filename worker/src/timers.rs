@@ -8,8 +8,8 @@
 //! firing on `runfleet.due.<tenant>.<run>.<command>`. One schedule per
 //! subject: setting it again (a redelivered copy) replaces it.
 //!
-//! The fleet shares the durable consumer [`WAKE_CONSUMER`] on the wake
-//! subjects. A worker that takes a wake-up publishes the command's bytes on
+//! The fleet shares the durable consumer [`WAKE_CONSUMER`] on the due
+//! subjects (and on recurring schedules' firings, [`crate::recurring`]). A worker that takes a wake-up publishes the command's bytes on
 //! its work subject again under `Nats-Msg-Id`
 //! `wake:<tenant>:<run>:<command>:<not_before µs>` (so a repeated wake-up is
 //! deduplicated), then deletes the row, then acknowledges. The resumer's
@@ -183,6 +183,9 @@ pub fn start(
             };
             while let Some(next) = batch.next().await {
                 match next {
+                    Ok(message) if subjects::parse_fire(&message.subject).is_some() => {
+                        crate::recurring::fired(&journal, &js, &message).await;
+                    }
                     Ok(message) => wake(&journal, &js, &message).await,
                     Err(err) => {
                         tracing::debug!(error = %err, "wake-up batch ended with an error");

@@ -124,7 +124,6 @@ pub async fn run_with(
     let wake = setup::ensure_wake_consumer(&js).await?;
     let journal = Journal::new(pool.clone(), config.group_commits.get());
     journal.register_worker(&worker_id, &hostname()).await?;
-    tracing::info!(worker.id = %worker_id, concurrency = config.concurrency.get(), profiles = ?profiles.names(), "worker started");
 
     let run_log = RunLog {
         journal: journal.clone(),
@@ -162,12 +161,14 @@ pub async fn run_with(
         });
         http::serve(addr, metrics.clone(), readiness, &tasks).await?;
     }
-    tasks.spawn_service("micro-service", |stop| {
-        let (client, pool) = (client.clone(), pool.clone());
-        async move {
-            if let Err(err) = crate::service::serve(client, pool, stop).await {
-                tracing::error!(error = %err, "the runfleet micro service stopped");
-            }
+    // Registered before the worker says it started, so an operator's first
+    // request finds it; a worker that cannot register it runs without it,
+    // reported not ready.
+    let registered = crate::service::register(client.clone(), pool.clone()).await;
+    tasks.spawn_service("micro-service", |stop| async move {
+        match registered {
+            Ok(service) => service.serve(stop).await,
+            Err(err) => tracing::error!(error = %err, "the runfleet micro service did not start"),
         }
     });
     crate::timers::start(journal.clone(), js.clone(), wake, &tasks);
@@ -217,6 +218,7 @@ pub async fn run_with(
         "control-consumer",
         pull_control(control, shared.clone(), shutdown.clone()),
     );
+    tracing::info!(worker.id = %worker_id, concurrency = config.concurrency.get(), profiles = ?profiles.names(), "worker started");
     let slots = Arc::new(Semaphore::new(config.concurrency.get()));
     let in_flight = std::sync::Mutex::new(JoinSet::new());
     pull_until_shutdown(&consumers, &shared, &slots, &in_flight, &shutdown).await;

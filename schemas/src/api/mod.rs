@@ -25,9 +25,13 @@
 //! | `dlq.show` | [`DlqShowRequest`] | [`DeadLetterShown`] |
 //! | `dlq.redrive` | [`DlqRedriveRequest`] | [`Redriven`] |
 //! | `fleet.stats` | [`FleetStatsRequest`] | [`FleetStats`] |
+//! | `schedule.create` | [`ScheduleCreateRequest`] | [`ScheduleAnswer`] |
+//! | `schedule.list` | [`ScheduleListRequest`] | [`ScheduleList`] |
+//! | `schedule.update` | [`ScheduleUpdateRequest`] | [`ScheduleAnswer`] |
 
 mod requests;
 mod responses;
+mod schedules;
 
 pub use requests::{
     CommandGetRequest, DlqListRequest, DlqRedriveRequest, DlqShowRequest, EventsAfterRequest,
@@ -36,6 +40,10 @@ pub use requests::{
 pub use responses::{
     CommandAnswer, CommandSummary, DeadLetterCounts, DeadLetterList, DeadLetterShown,
     DeadLetterSummary, EventsPage, FleetStats, Redriven, RunStatusAnswer, WorkerSummary,
+};
+pub use schedules::{
+    CatchUp, ScheduleAction, ScheduleAnswer, ScheduleCreateRequest, ScheduleList,
+    ScheduleListRequest, ScheduleUpdateRequest,
 };
 
 use schemars::JsonSchema;
@@ -148,6 +156,9 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value, serde_json::Value)> {
         pair::<DlqShowRequest>(),
         pair::<DlqRedriveRequest>(),
         pair::<FleetStatsRequest>(),
+        pair::<ScheduleCreateRequest>(),
+        pair::<ScheduleListRequest>(),
+        pair::<ScheduleUpdateRequest>(),
     ]
 }
 

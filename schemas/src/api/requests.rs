@@ -15,7 +15,7 @@ pub const MAX_LIMIT: u64 = 1000;
 const MAX_SEQ: u64 = i64::MAX as u64;
 
 /// A required identifier field must not be empty.
-fn non_empty(name: &str, value: &str) -> Result<(), RequestError> {
+pub(super) fn non_empty(name: &str, value: &str) -> Result<(), RequestError> {
     if value.is_empty() {
         return Err(RequestError::Bounds {
             field: name.to_owned(),

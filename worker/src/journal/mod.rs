@@ -24,6 +24,8 @@ pub use delayed::Delayed;
 mod lease;
 mod parking;
 mod receipts;
+mod schedules;
+pub use schedules::Firing;
 mod run_events;
 pub use parking::{Among, Parked};
 mod settle;

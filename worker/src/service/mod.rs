@@ -97,6 +97,7 @@ mod error;
 mod events_after;
 mod fleet_stats;
 mod run_status;
+mod schedules;
 pub mod sessions;
 
 use std::sync::Arc;
@@ -106,7 +107,8 @@ use async_nats::service::{self, ServiceExt};
 use futures::StreamExt;
 use runfleet_schemas::api::{
     self, ApiRequest, CommandGetRequest, DlqListRequest, DlqRedriveRequest, DlqShowRequest,
-    EventsAfterRequest, FleetStatsRequest, RunStatusRequest,
+    EventsAfterRequest, FleetStatsRequest, RunStatusRequest, ScheduleCreateRequest,
+    ScheduleListRequest, ScheduleUpdateRequest,
 };
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -119,10 +121,9 @@ use crate::db::Pool;
 pub const SERVICE_NAME: &str = "runfleet";
 pub use runfleet_schemas::api::API_PREFIX;
 /// The service's description, as discovery shows it.
-pub const DESCRIPTION: &str =
-    "runfleet worker fleet: run status, commands, events, dead letters, fleet statistics";
+pub const DESCRIPTION: &str = "runfleet worker fleet: run status, commands, events, dead letters, fleet statistics, schedules";
 /// Every endpoint, as its subject below [`API_PREFIX`].
-pub const ENDPOINTS: [&str; 7] = [
+pub const ENDPOINTS: [&str; 10] = [
     RunStatusRequest::ENDPOINT,
     CommandGetRequest::ENDPOINT,
     EventsAfterRequest::ENDPOINT,
@@ -130,6 +131,9 @@ pub const ENDPOINTS: [&str; 7] = [
     DlqShowRequest::ENDPOINT,
     DlqRedriveRequest::ENDPOINT,
     FleetStatsRequest::ENDPOINT,
+    ScheduleCreateRequest::ENDPOINT,
+    ScheduleListRequest::ENDPOINT,
+    ScheduleUpdateRequest::ENDPOINT,
 ];
 
 /// Requests one endpoint handles at once (per worker).
@@ -152,21 +156,22 @@ pub enum ServiceError {
     },
 }
 
-/// Starts the `runfleet` micro service and answers its requests until
-/// `stop`, then lets the requests in flight finish and stops the service.
-///
-/// Each endpoint handles up to 16 requests at once; PostgreSQL work is
-/// further bounded by `pool`.
+/// The `runfleet` micro service, registered and subscribed: requests sent
+/// from now on are answered once [`Registered::serve`] runs.
+pub struct Registered {
+    service: service::Service,
+    endpoints: Vec<(Endpoint, service::endpoint::Endpoint)>,
+    api: Arc<Api>,
+}
+
+/// Registers the `runfleet` micro service and its endpoints with NATS (a
+/// worker does this before it says it started, so an operator's first
+/// request finds it).
 ///
 /// # Errors
 /// [`ServiceError`] when the service or one of its endpoints cannot be
-/// registered with NATS. Failures of single requests are answered to their
-/// caller and logged, never returned.
-pub async fn serve(
-    client: async_nats::Client,
-    pool: Pool,
-    stop: CancellationToken,
-) -> Result<(), ServiceError> {
+/// registered with NATS.
+pub async fn register(client: async_nats::Client, pool: Pool) -> Result<Registered, ServiceError> {
     let service = client
         .service_builder()
         .description(DESCRIPTION)
@@ -192,29 +197,57 @@ pub async fn serve(
             }
         }
     }
-    tracing::info!(
-        service = SERVICE_NAME,
-        prefix = API_PREFIX,
-        "answering the fleet's micro service"
-    );
+    // The subscriptions are in place once the server has seen them.
+    if let Err(cause) = client.flush().await {
+        stop_service(service).await;
+        return Err(ServiceError::Endpoint {
+            subject: format!("{API_PREFIX}.>"),
+            cause: cause.into(),
+        });
+    }
     let api = Arc::new(Api {
         jetstream: jetstream::new(client.clone()),
         client,
         pool,
     });
-    let handlers = endpoints.into_iter().map(|(endpoint, requests)| {
-        let api = Arc::clone(&api);
-        requests
-            .take_until(stop.clone().cancelled_owned())
-            .for_each_concurrent(CONCURRENCY, move |request| {
-                let api = Arc::clone(&api);
-                async move { api.answer(endpoint, request).await }
-            })
-    });
-    futures::future::join_all(handlers).await;
-    stop_service(service).await;
-    tracing::info!(service = SERVICE_NAME, "micro service stopped");
-    Ok(())
+    Ok(Registered {
+        service,
+        endpoints,
+        api,
+    })
+}
+
+impl Registered {
+    /// Answers the service's requests until `stop`, then lets the requests
+    /// in flight finish and stops the service.
+    ///
+    /// Each endpoint handles up to 16 requests at once; PostgreSQL work is
+    /// further bounded by the pool. Failures of single requests are
+    /// answered to their caller and logged, never returned.
+    pub async fn serve(self, stop: CancellationToken) {
+        let Registered {
+            service,
+            endpoints,
+            api,
+        } = self;
+        tracing::info!(
+            service = SERVICE_NAME,
+            prefix = API_PREFIX,
+            "answering the fleet's micro service"
+        );
+        let handlers = endpoints.into_iter().map(|(endpoint, requests)| {
+            let api = Arc::clone(&api);
+            requests
+                .take_until(stop.clone().cancelled_owned())
+                .for_each_concurrent(CONCURRENCY, move |request| {
+                    let api = Arc::clone(&api);
+                    async move { api.answer(endpoint, request).await }
+                })
+        });
+        futures::future::join_all(handlers).await;
+        stop_service(service).await;
+        tracing::info!(service = SERVICE_NAME, "micro service stopped");
+    }
 }
 
 /// Deregisters the service (its discovery subjects stop answering).
@@ -241,11 +274,17 @@ enum Endpoint {
     DlqRedrive,
     /// `fleet.stats`
     FleetStats,
+    /// `schedule.create`
+    ScheduleCreate,
+    /// `schedule.list`
+    ScheduleList,
+    /// `schedule.update`
+    ScheduleUpdate,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order of [`ENDPOINTS`].
-    const ALL: [Endpoint; 7] = [
+    const ALL: [Endpoint; 10] = [
         Endpoint::RunStatus,
         Endpoint::CommandGet,
         Endpoint::EventsAfter,
@@ -253,6 +292,9 @@ impl Endpoint {
         Endpoint::DlqShow,
         Endpoint::DlqRedrive,
         Endpoint::FleetStats,
+        Endpoint::ScheduleCreate,
+        Endpoint::ScheduleList,
+        Endpoint::ScheduleUpdate,
     ];
 
     /// The subject below [`API_PREFIX`].
@@ -265,6 +307,9 @@ impl Endpoint {
             Endpoint::DlqShow => ENDPOINTS[4],
             Endpoint::DlqRedrive => ENDPOINTS[5],
             Endpoint::FleetStats => ENDPOINTS[6],
+            Endpoint::ScheduleCreate => ENDPOINTS[7],
+            Endpoint::ScheduleList => ENDPOINTS[8],
+            Endpoint::ScheduleUpdate => ENDPOINTS[9],
         }
     }
 
@@ -278,6 +323,9 @@ impl Endpoint {
             Endpoint::DlqShow => "dlq-show",
             Endpoint::DlqRedrive => "dlq-redrive",
             Endpoint::FleetStats => "fleet-stats",
+            Endpoint::ScheduleCreate => "schedule-create",
+            Endpoint::ScheduleList => "schedule-list",
+            Endpoint::ScheduleUpdate => "schedule-update",
         }
     }
 }
@@ -335,6 +383,9 @@ impl Api {
             Endpoint::DlqShow => self.encode(&self.dlq_show(read(body)?).await?),
             Endpoint::DlqRedrive => self.encode(&self.dlq_redrive(read(body)?).await?),
             Endpoint::FleetStats => self.encode(&self.fleet_stats(read(body)?).await?),
+            Endpoint::ScheduleCreate => self.encode(&self.schedule_create(read(body)?).await?),
+            Endpoint::ScheduleList => self.encode(&self.schedule_list(read(body)?).await?),
+            Endpoint::ScheduleUpdate => self.encode(&self.schedule_update(read(body)?).await?),
         }
     }
 }

@@ -62,6 +62,9 @@ pub(crate) enum Cmd {
     /// Dead letters: list, show, re-drive.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Recurring runs: create, list, pause, resume, delete schedules.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Check a message (a file, or `-` for stdin) against the contract.
     Validate(ValidateArgs),
     /// Validate a run.create, command.create or control.cancel message and publish it.
@@ -313,4 +316,63 @@ pub(crate) struct StatusArgs {
     pub(crate) tenant: String,
     /// The run.
     pub(crate) run: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScheduleCommand {
+    /// Create a schedule: a new run (with one command) at each occurrence.
+    Create(ScheduleCreateArgs),
+    /// List schedules.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Stop a schedule firing (it is kept).
+    Pause(ScheduleTarget),
+    /// Let a paused schedule fire again.
+    Resume(ScheduleTarget),
+    /// Stop a schedule and forget it (its runs stay).
+    Delete(ScheduleTarget),
+}
+
+/// The schedule a subcommand is about.
+#[derive(Debug, Args)]
+pub(crate) struct ScheduleTarget {
+    /// The tenant owning the schedule.
+    #[arg(long, env = "RUNFLEET_TENANT")]
+    pub(crate) tenant: String,
+    /// The schedule.
+    pub(crate) schedule: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScheduleCreateArgs {
+    /// The tenant owning the schedule and its runs.
+    #[arg(long, env = "RUNFLEET_TENANT")]
+    pub(crate) tenant: String,
+    /// The schedule's id (runs are `<id>-<occurrence, Unix seconds>`).
+    #[arg(long = "id")]
+    pub(crate) schedule_id: String,
+    /// A 6-field cron expression, UTC: `sec min hour day month weekday`.
+    #[arg(long, conflicts_with = "every", required_unless_present = "every")]
+    pub(crate) cron: Option<String>,
+    /// A fixed interval (`30s`, `5m`, `1h`; whole seconds).
+    #[arg(long)]
+    pub(crate) every: Option<String>,
+    /// The runs' project.
+    #[arg(long)]
+    pub(crate) project: String,
+    /// The runs' backend profile.
+    #[arg(long, default_value = "echo")]
+    pub(crate) profile: String,
+    /// Each run's command payload as JSON; `@FILE` reads a file.
+    #[arg(long, default_value = "{}")]
+    pub(crate) payload: String,
+    /// `high`, `normal` or `low`.
+    #[arg(long, default_value = "normal", value_parser = parse_priority)]
+    pub(crate) priority: Priority,
+    /// Occurrences taken more than a minute late: `skip` them, or run `once` for them all.
+    #[arg(long, default_value = "skip")]
+    pub(crate) catch_up: String,
 }

@@ -34,6 +34,7 @@ mod input;
 mod print;
 mod publish;
 mod run_create;
+mod schedule;
 mod session;
 mod status;
 mod validate;
@@ -93,6 +94,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Cmd::Session(SessionCommand::Show(args)) => session::show(cli, args).await,
         Cmd::Fleet(args) => fleet::run(cli, args).await,
         Cmd::Dlq(command) => dlq::run(cli, command).await,
+        Cmd::Schedule(command) => schedule::run(cli, command).await,
         Cmd::Status(args) => status::run(cli, args).await,
     }
 }
