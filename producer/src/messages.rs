@@ -27,6 +27,7 @@ pub fn new_run(tenant: &str, project: &str, backend_profile: &str) -> Result<Run
         labels: Default::default(),
         created_at: chrono::Utc::now(),
         priority: Default::default(),
+        concurrency_key: None,
     })
 }
 

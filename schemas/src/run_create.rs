@@ -63,6 +63,30 @@ pub struct RunCreate {
     /// token (`.high`, `.low`; none for `normal`) and must agree.
     #[serde(default, skip_serializing_if = "Priority::is_normal")]
     pub priority: Priority,
+    /// The run's concurrency key inside its tenant (1–128 of `A-Z a-z 0-9 _ - . : / @`).
+    /// Limits apply per key: the run's key is `tenant:<tenant>:<concurrency_key>`,
+    /// or `tenant:<tenant>` without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_.:/@-]{1,128}$"))]
+    pub concurrency_key: Option<String>,
+}
+
+/// Whether `key` is a valid `concurrency_key`.
+pub fn concurrency_key_is_valid(key: &str) -> bool {
+    (1..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:/@-".contains(&b))
+}
+
+impl RunCreate {
+    /// The key the fleet's concurrency limits apply to.
+    pub fn limit_key(&self) -> String {
+        match &self.concurrency_key {
+            Some(key) => format!("tenant:{}:{key}", self.tenant),
+            None => format!("tenant:{}", self.tenant),
+        }
+    }
 }
 
 impl Contract for RunCreate {
@@ -80,7 +104,11 @@ impl Contract for RunCreate {
                         .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
             }
         };
-        Some(bundle && crate::kind::length_within(&self.idempotency_key, 1, 256))
+        let key = self
+            .concurrency_key
+            .as_deref()
+            .is_none_or(concurrency_key_is_valid);
+        Some(bundle && key && crate::kind::length_within(&self.idempotency_key, 1, 256))
     }
 }
 

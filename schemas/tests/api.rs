@@ -9,8 +9,10 @@ use chrono::{TimeZone, Utc};
 use runfleet_schemas::api::{
     ApiRequest, CommandAnswer, CommandGetRequest, CommandSummary, DeadLetterCounts, DeadLetterList,
     DeadLetterShown, DeadLetterSummary, DlqListRequest, DlqRedriveRequest, DlqShowRequest,
-    EventsAfterRequest, EventsPage, FleetStats, FleetStatsRequest, Redriven, RunStatusAnswer,
-    RunStatusRequest, WorkerSummary, read_request,
+    EventsAfterRequest, EventsPage, FleetStats, FleetStatsRequest, KeyStats, LimitAnswer,
+    LimitDeleteRequest, LimitList, LimitListRequest, LimitSetRequest, Redriven, RunStatusAnswer,
+    RunStatusRequest, ScheduleAction, ScheduleAnswer, ScheduleCreateRequest, ScheduleList,
+    ScheduleListRequest, ScheduleUpdateRequest, WorkerSummary, read_request,
 };
 use serde_json::{Value, json};
 
@@ -203,6 +205,94 @@ fn every_endpoint_round_trips_through_its_schemas() {
                 pending: 1,
                 redriven: 0,
             },
+            keys: vec![KeyStats {
+                key: "tenant:acme".into(),
+                pending: 3,
+                delayed: 1,
+                running: 2,
+                limited: 40,
+                limit: Some("tenant:*".into()),
+                max_running: Some(2),
+                rate_per_second: Some(20.0),
+            }],
+        },
+    );
+    let schedule = ScheduleAnswer {
+        tenant: "acme".into(),
+        schedule_id: "nightly".into(),
+        spec: "0 0 3 * * *".into(),
+        project: "p".into(),
+        profile: "echo".into(),
+        payload: json!({"text": "hi"}),
+        priority: Default::default(),
+        catch_up: Default::default(),
+        paused: false,
+        deleted: false,
+        runs_started: 4,
+        last_occurrence: None,
+        created_at: at,
+    };
+    round_trip(
+        ScheduleCreateRequest {
+            tenant: "acme".into(),
+            schedule_id: "nightly".into(),
+            cron: Some("0 0 3 * * *".into()),
+            every: None,
+            project: "p".into(),
+            profile: "echo".into(),
+            payload: [("text".to_owned(), json!("hi"))].into_iter().collect(),
+            priority: Default::default(),
+            catch_up: Default::default(),
+        },
+        schedule.clone(),
+    );
+    round_trip(
+        ScheduleListRequest::default(),
+        ScheduleList {
+            schedules: vec![schedule.clone()],
+        },
+    );
+    round_trip(
+        ScheduleUpdateRequest {
+            tenant: "acme".into(),
+            schedule_id: "nightly".into(),
+            action: ScheduleAction::Pause,
+        },
+        ScheduleAnswer {
+            paused: true,
+            last_occurrence: Some(at),
+            ..schedule
+        },
+    );
+    let limit = LimitAnswer {
+        pattern: "tenant:*".into(),
+        max_running: Some(4),
+        rate_per_second: Some(50.0),
+        updated_at: at,
+        deleted: false,
+    };
+    round_trip(
+        LimitSetRequest {
+            pattern: "tenant:*".into(),
+            max_running: Some(4),
+            rate_per_second: Some(50.0),
+        },
+        limit.clone(),
+    );
+    round_trip(
+        LimitListRequest {},
+        LimitList {
+            limits: vec![limit.clone()],
+        },
+    );
+    round_trip(
+        LimitDeleteRequest {
+            pattern: "tenant:*".into(),
+        },
+        LimitAnswer {
+            deleted: true,
+            max_running: None,
+            ..limit
         },
     );
 }

@@ -27,6 +27,7 @@ mod handler;
 pub mod http;
 pub mod journal;
 pub mod launcher;
+pub mod limits;
 pub mod metrics;
 pub mod preflight;
 pub mod profiles;

@@ -15,6 +15,7 @@
 //! | `runfleet_commands_completed_total` | counter | `profile`, `tenant` |
 //! | `runfleet_commands_failed_total` | counter | `profile`, `tenant`, `failure_kind` |
 //! | `runfleet_commands_replayed_total` | counter | `tenant` |
+//! | `runfleet_commands_limited_total` | counter | `tenant` |
 //! | `runfleet_commands_redelivered_total` | counter | `tenant` |
 //! | `runfleet_dead_letters_total` | counter | `tenant`, `reason` |
 //! | `runfleet_in_flight_commands` | gauge | — |
@@ -130,6 +131,9 @@ pub struct Metrics {
     /// `runfleet_commands_replayed_total{tenant}`: deliveries answered from
     /// the journal instead of executing again.
     commands_replayed: Family<TenantLabels, Counter>,
+    /// `runfleet_commands_limited_total{tenant}`: turns put to wait by a
+    /// concurrency limit of their key.
+    commands_limited: Family<TenantLabels, Counter>,
     /// `runfleet_commands_redelivered_total{tenant}`: deliveries whose
     /// attempt is greater than one.
     commands_redelivered: Family<TenantLabels, Counter>,
@@ -183,6 +187,12 @@ impl Metrics {
             "commands_replayed",
             "Deliveries answered from the journal without executing again",
             commands_replayed.clone(),
+        );
+        let commands_limited = Family::<TenantLabels, Counter>::default();
+        registry.register(
+            "commands_limited",
+            "Commands put to wait because their concurrency key was at a limit",
+            commands_limited.clone(),
         );
         let commands_redelivered = Family::<TenantLabels, Counter>::default();
         registry.register(
@@ -238,6 +248,7 @@ impl Metrics {
             commands_completed,
             commands_failed,
             commands_replayed,
+            commands_limited,
             commands_redelivered,
             dead_letters,
             in_flight,
@@ -276,6 +287,13 @@ impl Metrics {
     /// Counts a delivery answered from the journal without executing again.
     pub fn command_replayed(&self, tenant: &str) {
         self.commands_replayed
+            .get_or_create(&tenant_labels(tenant))
+            .inc();
+    }
+
+    /// Counts a command put to wait by a concurrency limit of its key.
+    pub fn command_limited(&self, tenant: &str) {
+        self.commands_limited
             .get_or_create(&tenant_labels(tenant))
             .inc();
     }

@@ -137,6 +137,7 @@ async fn start_run(
         // bytes, a duplicate, never a conflicting payload under its key.
         created_at: occurrence,
         priority,
+        concurrency_key: None,
     };
     let command = CommandCreate {
         schema: Default::default(),

@@ -172,6 +172,7 @@ pub async fn run_with(
         }
     });
     crate::timers::start(journal.clone(), js.clone(), wake, &tasks);
+    crate::limits::start(journal.clone(), js.clone(), &tasks);
     tasks.spawn_service("registration", |stop| {
         keep_registered(journal.clone(), worker_id.clone(), stop)
     });

@@ -28,11 +28,19 @@
 //! | `schedule.create` | [`ScheduleCreateRequest`] | [`ScheduleAnswer`] |
 //! | `schedule.list` | [`ScheduleListRequest`] | [`ScheduleList`] |
 //! | `schedule.update` | [`ScheduleUpdateRequest`] | [`ScheduleAnswer`] |
+//! | `limit.set` | [`LimitSetRequest`] | [`LimitAnswer`] |
+//! | `limit.list` | [`LimitListRequest`] | [`LimitList`] |
+//! | `limit.delete` | [`LimitDeleteRequest`] | [`LimitAnswer`] |
 
+mod limits;
 mod requests;
 mod responses;
 mod schedules;
 
+pub use limits::{
+    KeyStats, LimitAnswer, LimitDeleteRequest, LimitList, LimitListRequest, LimitSetRequest,
+    MAX_PATTERN,
+};
 pub use requests::{
     CommandGetRequest, DlqListRequest, DlqRedriveRequest, DlqShowRequest, EventsAfterRequest,
     FleetStatsRequest, MAX_LIMIT, RunStatusRequest,
@@ -159,6 +167,9 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value, serde_json::Value)> {
         pair::<ScheduleCreateRequest>(),
         pair::<ScheduleListRequest>(),
         pair::<ScheduleUpdateRequest>(),
+        pair::<LimitSetRequest>(),
+        pair::<LimitListRequest>(),
+        pair::<LimitDeleteRequest>(),
     ]
 }
 

@@ -232,6 +232,10 @@ pub struct FleetStats {
     pub runs_by_status: BTreeMap<String, i64>,
     /// Dead letters.
     pub dead_letters: DeadLetterCounts,
+    /// Concurrency keys with work recorded and not finished (pending,
+    /// delayed, running or limited) or with a limit of their own, the
+    /// busiest first (at most 100).
+    pub keys: Vec<super::KeyStats>,
 }
 
 /// One worker of [`FleetStats`].

@@ -102,11 +102,12 @@ pub(crate) fn not_claimed(outcome: &str, row: &tokio_postgres::Row) -> Result<Be
         "cancelled" => Begin::Cancelled(detail()),
         "run-terminal" => Begin::RunTerminal(detail(), failure_kind(row.get(5))),
         "wait" => Begin::Wait(detail()),
+        "limited" => Begin::Limited(detail()),
         other => {
             return Err(DbError::unknown_outcome(
                 "runfleet_begin_command",
                 other,
-                "claimed, replay, conflict, no-run, cancelled, run-terminal, wait",
+                "claimed, replay, conflict, no-run, cancelled, run-terminal, wait, limited",
             ));
         }
     })

@@ -22,6 +22,8 @@ mod dead_letters;
 mod delayed;
 pub use delayed::Delayed;
 mod lease;
+mod limits;
+pub use limits::Released;
 mod parking;
 mod receipts;
 mod schedules;
@@ -186,6 +188,8 @@ pub enum Begin {
     RunTerminal(String, FailureKind),
     /// Not this command's turn yet (earlier seq pending, or a live lease).
     Wait(String),
+    /// Its turn, but its run's concurrency key (named) is at a limit.
+    Limited(String),
     /// (Fused settle only.) Claimed and committed at once under this
     /// fencing token, its events numbered from `next_event_seq`.
     Settled {

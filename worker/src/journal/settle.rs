@@ -7,7 +7,7 @@
 //! 1. locks every run of the batch once, in (tenant, run id) order;
 //! 2. keeps the commands that are plainly their run's next ones: the run is
 //!    open, unleased, of the expected profile, with neither bundle nor
-//!    budgets; the command is no `close`, is not known yet (by key, id or
+//!    budgets nor a concurrency limit on its key; the command is no `close`, is not known yet (by key, id or
 //!    seq), is not cancelled, and with the batch's other commands of its run
 //!    forms the contiguous seq prefix from the run's `next_seq`;
 //! 3. writes those in their final state with multi-row inserts (commands,
@@ -57,7 +57,7 @@ WITH input AS (
                              worker, profile, receipt, events, idx)
 ), locked AS (
     SELECT r.tenant, r.run_id, r.status, r.next_seq, r.next_event_seq, r.fencing_token,
-           r.lease_holder, r.lease_expires_at, r.backend_profile, r.spec
+           r.lease_holder, r.lease_expires_at, r.backend_profile, r.spec, r.concurrency_key
       FROM runs r
      WHERE (r.tenant, r.run_id) IN (SELECT tenant, run_id FROM input)
      ORDER BY r.tenant, r.run_id
@@ -75,6 +75,8 @@ WITH input AS (
        AND (l.lease_holder IS NULL OR l.lease_expires_at <= now())
        AND l.backend_profile = i.profile
        AND NOT (l.spec ? 'resource_bundle') AND NOT (l.spec ? 'budgets')
+       AND NOT EXISTS (SELECT 1 FROM concurrency_limits cl
+                        WHERE l.concurrency_key LIKE cl.like_pattern)
        AND i.kind <> 'close'
        AND NOT EXISTS (SELECT 1 FROM commands c
                         WHERE c.tenant = i.tenant AND c.run_id = i.run_id AND c.seq = i.seq)

@@ -96,6 +96,7 @@ mod dlq_show;
 mod error;
 mod events_after;
 mod fleet_stats;
+mod limits;
 mod run_status;
 mod schedules;
 pub mod sessions;
@@ -107,8 +108,8 @@ use async_nats::service::{self, ServiceExt};
 use futures::StreamExt;
 use runfleet_schemas::api::{
     self, ApiRequest, CommandGetRequest, DlqListRequest, DlqRedriveRequest, DlqShowRequest,
-    EventsAfterRequest, FleetStatsRequest, RunStatusRequest, ScheduleCreateRequest,
-    ScheduleListRequest, ScheduleUpdateRequest,
+    EventsAfterRequest, FleetStatsRequest, LimitDeleteRequest, LimitListRequest, LimitSetRequest,
+    RunStatusRequest, ScheduleCreateRequest, ScheduleListRequest, ScheduleUpdateRequest,
 };
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -121,9 +122,9 @@ use crate::db::Pool;
 pub const SERVICE_NAME: &str = "runfleet";
 pub use runfleet_schemas::api::API_PREFIX;
 /// The service's description, as discovery shows it.
-pub const DESCRIPTION: &str = "runfleet worker fleet: run status, commands, events, dead letters, fleet statistics, schedules";
+pub const DESCRIPTION: &str = "runfleet worker fleet: run status, commands, events, dead letters, fleet statistics, schedules, concurrency limits";
 /// Every endpoint, as its subject below [`API_PREFIX`].
-pub const ENDPOINTS: [&str; 10] = [
+pub const ENDPOINTS: [&str; 13] = [
     RunStatusRequest::ENDPOINT,
     CommandGetRequest::ENDPOINT,
     EventsAfterRequest::ENDPOINT,
@@ -134,6 +135,9 @@ pub const ENDPOINTS: [&str; 10] = [
     ScheduleCreateRequest::ENDPOINT,
     ScheduleListRequest::ENDPOINT,
     ScheduleUpdateRequest::ENDPOINT,
+    LimitSetRequest::ENDPOINT,
+    LimitListRequest::ENDPOINT,
+    LimitDeleteRequest::ENDPOINT,
 ];
 
 /// Requests one endpoint handles at once (per worker).
@@ -280,11 +284,17 @@ enum Endpoint {
     ScheduleList,
     /// `schedule.update`
     ScheduleUpdate,
+    /// `limit.set`
+    LimitSet,
+    /// `limit.list`
+    LimitList,
+    /// `limit.delete`
+    LimitDelete,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order of [`ENDPOINTS`].
-    const ALL: [Endpoint; 10] = [
+    const ALL: [Endpoint; 13] = [
         Endpoint::RunStatus,
         Endpoint::CommandGet,
         Endpoint::EventsAfter,
@@ -295,6 +305,9 @@ impl Endpoint {
         Endpoint::ScheduleCreate,
         Endpoint::ScheduleList,
         Endpoint::ScheduleUpdate,
+        Endpoint::LimitSet,
+        Endpoint::LimitList,
+        Endpoint::LimitDelete,
     ];
 
     /// The subject below [`API_PREFIX`].
@@ -310,6 +323,9 @@ impl Endpoint {
             Endpoint::ScheduleCreate => ENDPOINTS[7],
             Endpoint::ScheduleList => ENDPOINTS[8],
             Endpoint::ScheduleUpdate => ENDPOINTS[9],
+            Endpoint::LimitSet => ENDPOINTS[10],
+            Endpoint::LimitList => ENDPOINTS[11],
+            Endpoint::LimitDelete => ENDPOINTS[12],
         }
     }
 
@@ -326,6 +342,9 @@ impl Endpoint {
             Endpoint::ScheduleCreate => "schedule-create",
             Endpoint::ScheduleList => "schedule-list",
             Endpoint::ScheduleUpdate => "schedule-update",
+            Endpoint::LimitSet => "limit-set",
+            Endpoint::LimitList => "limit-list",
+            Endpoint::LimitDelete => "limit-delete",
         }
     }
 }
@@ -386,6 +405,9 @@ impl Api {
             Endpoint::ScheduleCreate => self.encode(&self.schedule_create(read(body)?).await?),
             Endpoint::ScheduleList => self.encode(&self.schedule_list(read(body)?).await?),
             Endpoint::ScheduleUpdate => self.encode(&self.schedule_update(read(body)?).await?),
+            Endpoint::LimitSet => self.encode(&self.limit_set(read(body)?).await?),
+            Endpoint::LimitList => self.encode(&self.limit_list(read(body)?).await?),
+            Endpoint::LimitDelete => self.encode(&self.limit_delete(read(body)?).await?),
         }
     }
 }

@@ -65,6 +65,9 @@ pub(crate) enum Cmd {
     /// Recurring runs: create, list, pause, resume, delete schedules.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Concurrency limits per key: set, list, delete.
+    #[command(subcommand)]
+    Limit(LimitCommand),
     /// Check a message (a file, or `-` for stdin) against the contract.
     Validate(ValidateArgs),
     /// Validate a run.create, command.create or control.cancel message and publish it.
@@ -156,6 +159,10 @@ pub(crate) struct RunCreateArgs {
     /// `high`, `normal` or `low`: the queue of the run's creation.
     #[arg(long, default_value = "normal", value_parser = parse_priority)]
     pub(crate) priority: Priority,
+    /// The run's concurrency key inside its tenant (limits apply per key;
+    /// default: the tenant's).
+    #[arg(long)]
+    pub(crate) concurrency_key: Option<String>,
 }
 
 /// `--priority`: `high`, `normal` or `low`.
@@ -316,6 +323,51 @@ pub(crate) struct StatusArgs {
     pub(crate) tenant: String,
     /// The run.
     pub(crate) run: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LimitCommand {
+    /// Set (or replace) the limit of a key or pattern: `tenant:acme`,
+    /// `tenant:*` (each tenant), `tenant:acme:*` (each of acme's keys).
+    Set {
+        /// The key or pattern.
+        pattern: String,
+        /// At most this many runs of each matching key executing at once.
+        #[arg(long)]
+        max_running: Option<u32>,
+        /// At most this many command starts of each matching key: `50/s`,
+        /// `600/m`, `100/h`.
+        #[arg(long, value_parser = parse_rate)]
+        rate: Option<f64>,
+    },
+    /// List the limits.
+    List,
+    /// Remove the limit of a key or pattern (its waiting commands start).
+    Delete {
+        /// The key or pattern, as set.
+        pattern: String,
+    },
+}
+
+/// `--rate`: `<count>/s`, `/m` or `/h`, as starts per second.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let (count, per) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?}: expected <count>/s, /m or /h (e.g. 50/s)"))?;
+    let count: f64 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: {count:?} is not a number"))?;
+    let seconds = match per.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("{text:?}: the unit {other:?} is not s, m or h")),
+    };
+    if !(count.is_finite() && count > 0.0) {
+        return Err(format!("{text:?}: the count must be above 0"));
+    }
+    Ok(count / seconds)
 }
 
 #[derive(Debug, Subcommand)]

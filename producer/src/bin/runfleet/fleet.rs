@@ -1,4 +1,5 @@
-//! `runfleet fleet`: workers, commands and runs by state, dead-letter depth.
+//! `runfleet fleet`: workers, commands and runs by state, dead-letter depth,
+//! and per concurrency key its pending, delayed, running and limited work.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -55,5 +56,20 @@ fn text(stats: &FleetStats) -> String {
         "dead letters: {} pending, {} re-driven",
         stats.dead_letters.pending, stats.dead_letters.redriven
     ));
+    if !stats.keys.is_empty() {
+        text.push_str("\nkeys:");
+        for k in &stats.keys {
+            text.push_str(&format!(
+                "\n  {:<32} pending {}  delayed {}  running {}  limited {}",
+                k.key, k.pending, k.delayed, k.running, k.limited
+            ));
+            if let Some(pattern) = &k.limit {
+                text.push_str(&format!(
+                    "  (limit {pattern}: {})",
+                    crate::limit::describe(k.max_running, k.rate_per_second)
+                ));
+            }
+        }
+    }
     text
 }

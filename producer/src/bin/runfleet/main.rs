@@ -31,6 +31,7 @@ mod dlq;
 mod events;
 mod fleet;
 mod input;
+mod limit;
 mod print;
 mod publish;
 mod run_create;
@@ -95,6 +96,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Cmd::Fleet(args) => fleet::run(cli, args).await,
         Cmd::Dlq(command) => dlq::run(cli, command).await,
         Cmd::Schedule(command) => schedule::run(cli, command).await,
+        Cmd::Limit(command) => limit::run(cli, command).await,
         Cmd::Status(args) => status::run(cli, args).await,
     }
 }

@@ -13,6 +13,7 @@ pub(crate) async fn run(cli: &Cli, args: &RunCreateArgs) -> anyhow::Result<ExitC
         new_run(&args.tenant, &args.project, &args.profile).map_err(ProducerError::from)?;
     run.budgets = args.budgets.iter().cloned().collect();
     run.priority = args.priority;
+    run.concurrency_key = args.concurrency_key.clone();
     run.resource_bundle = match (&args.bundle_dir, &args.bundle_git, &args.bundle_commit) {
         (Some(path), _, _) => Some(ResourceBundle::Directory { path: path.clone() }),
         (None, Some(url), Some(commit)) => Some(ResourceBundle::Git {

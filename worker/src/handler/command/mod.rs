@@ -262,6 +262,7 @@ impl Turn<'_> {
                     ))
                     .into());
                 }
+                Begin::Limited(key) => return self.limited(key).await,
                 Begin::Wait(why) => {
                     // Only a wait for an earlier seq can go on for ever; a
                     // wait on a lease (this very command claimed elsewhere,

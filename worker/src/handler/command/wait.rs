@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use runfleet_schemas::headers;
 
 use super::{Turn, elapsed_since};
-use crate::handler::Retryable;
+use crate::handler::{Disposition, Retryable};
 use crate::waiters::MAX_POLL;
 
 impl Turn<'_> {
@@ -114,6 +114,28 @@ impl Turn<'_> {
             tracing::info!("parked until its turn comes");
         }
         Ok(parked)
+    }
+
+    /// Its turn came while its run's concurrency key was at a limit: it
+    /// waits in `limited_commands`, its message acknowledged, until the
+    /// releaser ([`crate::limits`]) publishes it again.
+    pub(super) async fn limited(&self, key: String) -> Result<Disposition, Retryable> {
+        self.shared
+            .journal
+            .limit(
+                self.command.tenant.as_str(),
+                self.command.run_id.as_str(),
+                self.command.command_id.as_str(),
+                i64::try_from(self.command.seq).unwrap_or(i64::MAX),
+                &key,
+                &self.message.payload,
+            )
+            .await?;
+        self.shared
+            .metrics
+            .command_limited(self.command.tenant.as_str());
+        tracing::debug!(key = %key, "limited: waits until its key has room");
+        Ok(Disposition::Ack)
     }
 
     /// Gives the claim up early, so the next delivery need not wait for the lease.

@@ -1,0 +1,87 @@
+//! Per-key concurrency limits (see `V10__concurrency_limits.sql`): a
+//! command whose turn came while its key was at a limit is recorded in
+//! `limited_commands` with its bytes, and released (published again) when
+//! the key has room. The limits themselves are `concurrency_limits`,
+//! written by the operator API.
+
+use chrono::{DateTime, Utc};
+
+use super::Journal;
+use crate::db::{Context, DbError, command_subject};
+
+/// A limited command released to be published again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    /// Its tenant.
+    pub tenant: String,
+    /// Its run.
+    pub run_id: String,
+    /// Its id.
+    pub command_id: String,
+    /// Its `command.create` message, the bytes as delivered.
+    pub message: Vec<u8>,
+    /// When it was limited (last): part of its republished `Nats-Msg-Id`.
+    pub limited_at: DateTime<Utc>,
+    /// When the fleet first saw the command.
+    pub first_seen: DateTime<Utc>,
+}
+
+impl Journal {
+    /// Records a command limited on `key` (again: a released copy limited
+    /// once more waits anew, keeping its place in line).
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn limit(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        command_id: &str,
+        seq: i64,
+        key: &str,
+        message: &[u8],
+    ) -> Result<(), DbError> {
+        const CALL: &str = "runfleet_limit_command";
+        let subject = || command_subject(tenant, run_id, command_id);
+        let conn = self.pool.get().await.during(CALL, subject)?;
+        conn.execute(
+            "SELECT runfleet_limit_command($1, $2, $3, $4, $5, $6)",
+            &[&tenant, &run_id, &command_id, &seq, &key, &message],
+        )
+        .await
+        .during(CALL, subject)?;
+        Ok(())
+    }
+
+    /// Limited commands whose keys have room now, at most `limit` (none when
+    /// another worker is releasing at this moment).
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn release_limited(&self, limit: i32) -> Result<Vec<Released>, DbError> {
+        const CALL: &str = "runfleet_release_limited";
+        let fleet = || "limited commands".to_owned();
+        let conn = self.pool.get().await.during(CALL, fleet)?;
+        let rows = conn
+            .query(
+                "SELECT tenant, run_id, command_id, message, limited_at, first_seen \
+                   FROM runfleet_release_limited($1)",
+                &[&limit],
+            )
+            .await
+            .during(CALL, fleet)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Released {
+                    tenant: row.try_get(0)?,
+                    run_id: row.try_get(1)?,
+                    command_id: row.try_get(2)?,
+                    message: row.try_get(3)?,
+                    limited_at: row.try_get(4)?,
+                    first_seen: row.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .during(CALL, fleet)
+    }
+}

@@ -1,0 +1,101 @@
+//! Releasing commands that wait on a concurrency limit of their key.
+//!
+//! A command whose turn comes while its run's key (`tenant:<tenant>`, or
+//! `tenant:<tenant>:<concurrency_key>`) is at a limit is answered `limited`
+//! by the journal; the handler records it in `limited_commands` with its
+//! bytes and acknowledges its message, so waiting spends no delivery, no
+//! slot and no ack-pending place. Every [`RELEASE_EVERY`], one worker of the
+//! fleet (PostgreSQL lets one in at a time) asks which of them their keys
+//! have room for now (`max_running` minus the key's live claims and the
+//! commands released in the last seconds but not started yet; for a rate,
+//! the tokens its bucket holds and gains in the next tenth of a second),
+//! oldest first, and publishes them again on their subjects under the
+//! `Nats-Msg-Id` `limited:<run_id>:<command_id>:<limited_at µs>`, with
+//! `Runfleet-Waiting-Since`. The start itself is admitted by the journal
+//! again, so a release that races another start only waits once more. A
+//! released command that never arrives (a lost publish) is released again
+//! five seconds later.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use runfleet_schemas::{MessageKind, Priority, RunId, Tenant, headers, subjects};
+
+use crate::journal::{Journal, Released};
+use crate::tasks::TaskTree;
+
+/// How often the fleet looks for limited commands with room.
+pub const RELEASE_EVERY: Duration = Duration::from_millis(100);
+
+/// Most commands released in one round.
+const ROUND: i32 = 512;
+
+/// Starts the releaser, a service of `tasks`.
+pub fn start(journal: Journal, js: jetstream::Context, tasks: &TaskTree) {
+    tasks.spawn_service("limit-releaser", |stop| async move {
+        let mut every = tokio::time::interval(RELEASE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            match journal.release_limited(ROUND).await {
+                Ok(released) if !released.is_empty() => republish(&js, released).await,
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "could not release limited commands"),
+            }
+        }
+    });
+}
+
+/// Publishes each released command again (a failed publish is released
+/// again by a later round).
+async fn republish(js: &jetstream::Context, released: Vec<Released>) {
+    let count = released.len();
+    let publishes = released.into_iter().map(|command| async move {
+        let mut header = HeaderMap::new();
+        header.insert(headers::MSG_ID, msg_id(&command).as_str());
+        header.insert(headers::SCHEMA, "command.create");
+        header.insert(
+            headers::WAITING_SINCE,
+            command.first_seen.to_rfc3339().as_str(),
+        );
+        // Identifiers the journal accepted earlier: valid subject tokens.
+        let subject = subjects::at_priority(
+            MessageKind::CommandCreate,
+            &Tenant::new(command.tenant.as_str()).ok()?,
+            &RunId::new(command.run_id.as_str()).ok()?,
+            Priority::of_message(&command.message),
+        );
+        let ack = js
+            .publish_with_headers(subject, header, command.message.into())
+            .await
+            .ok()?;
+        ack.await.ok()
+    });
+    let published = futures::future::join_all(publishes)
+        .await
+        .into_iter()
+        .flatten()
+        .count();
+    if published < count {
+        tracing::warn!(
+            count,
+            published,
+            "some limited commands could not be published again; they are released again later"
+        );
+    }
+    tracing::debug!(count = published, "limited commands released");
+}
+
+/// The `Nats-Msg-Id` of one release.
+fn msg_id(command: &Released) -> String {
+    format!(
+        "limited:{}:{}:{}",
+        command.run_id,
+        command.command_id,
+        command.limited_at.timestamp_micros()
+    )
+}
