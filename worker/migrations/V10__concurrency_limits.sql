@@ -13,12 +13,15 @@
 -- or ack-pending place is spent on waiting), and the releaser publishes it
 -- again when its key has room (runfleet_release_limited).
 
-ALTER TABLE runs ADD COLUMN concurrency_key text
-    GENERATED ALWAYS AS ('tenant:' || tenant || coalesce(':' || (spec ->> 'concurrency_key'), ''))
-    STORED;
--- (Not indexed: an index on it, or on the lease columns, would end HOT
--- updates of `runs` on the hot path. The runs of limited keys that were
--- admitted are tracked in concurrency_running instead.)
+-- A run's key, from its tenant and its `run.create` message. (Computed
+-- where needed rather than stored: a stored column is recomputed on every
+-- update of `runs`, and an index on it or on the lease columns would end
+-- HOT updates on the hot path. The runs of limited keys that were admitted
+-- are tracked in concurrency_running instead.)
+CREATE FUNCTION runfleet_run_key(p_tenant text, p_spec jsonb)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'tenant:' || p_tenant || coalesce(':' || (p_spec ->> 'concurrency_key'), '')
+$$;
 
 -- Runs of a limited key admitted to start; counted while their claim is
 -- live, removed once it is not.
@@ -155,15 +158,21 @@ DECLARE
     v_transit bigint;
     v_left bigint := p_limit;
 BEGIN
+    -- Nothing waits (the usual case): nothing to lock or plan against
+    -- `commands`.
+    IF NOT EXISTS (SELECT 1 FROM limited_commands) THEN
+        RETURN;
+    END IF;
     IF NOT pg_try_advisory_xact_lock(hashtext('runfleet_release_limited')) THEN
         RETURN;
     END IF;
     -- Released ones that ended without starting (cancelled, or their run
     -- ended): no longer waiting. (A start removes its own row.)
-    DELETE FROM limited_commands w USING commands c
+    DELETE FROM limited_commands w
      WHERE w.released_at IS NOT NULL
-       AND c.tenant = w.tenant AND c.run_id = w.run_id AND c.command_id = w.command_id
-       AND c.status <> 'acknowledged';
+       AND (SELECT c.status FROM commands c
+             WHERE c.tenant = w.tenant AND c.run_id = w.run_id AND c.command_id = w.command_id
+             LIMIT 1) <> 'acknowledged';
     FOR k IN SELECT DISTINCT w.key FROM limited_commands w LOOP
         EXIT WHEN v_left <= 0;
         SELECT count(*) INTO v_transit FROM limited_commands w
@@ -268,7 +277,7 @@ BEGIN
 
     SELECT r.status, r.next_seq, r.lease_holder, r.lease_expires_at, r.fencing_token,
            r.next_event_seq, r.failure_kind, r.status_reason, r.spec, r.spent,
-           r.concurrency_key
+           runfleet_run_key(r.tenant, r.spec) AS concurrency_key
       INTO run
       FROM runs r WHERE r.tenant = p_tenant AND r.run_id = p_run_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -417,7 +426,7 @@ BEGIN
            r.next_event_seq, r.failure_kind, r.status_reason, r.backend_profile,
            (r.spec ? 'resource_bundle' OR r.spec ? 'budgets'
             OR EXISTS (SELECT 1 FROM concurrency_limits l
-                        WHERE r.concurrency_key LIKE l.like_pattern)) AS needs_claim
+                        WHERE runfleet_run_key(r.tenant, r.spec) LIKE l.like_pattern)) AS needs_claim
       INTO run
       FROM runs r WHERE r.tenant = p_tenant AND r.run_id = p_run_id FOR UPDATE;
     IF NOT FOUND THEN

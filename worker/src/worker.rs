@@ -172,7 +172,7 @@ pub async fn run_with(
         }
     });
     crate::timers::start(journal.clone(), js.clone(), wake, &tasks);
-    crate::limits::start(journal.clone(), js.clone(), &tasks);
+    let releaser = crate::limits::start(journal.clone(), js.clone(), &tasks);
     tasks.spawn_service("registration", |stop| {
         keep_registered(journal.clone(), worker_id.clone(), stop)
     });
@@ -194,6 +194,7 @@ pub async fn run_with(
         metrics: metrics.clone(),
         run_log,
         pure_runs: crate::pure_runs::PureRuns::default(),
+        releaser,
         resumer: crate::resume::start(
             journal.clone(),
             js.clone(),

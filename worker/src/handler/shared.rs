@@ -48,6 +48,8 @@ pub struct Shared {
     pub pure_runs: PureRuns,
     /// Publishes parked commands again when their run moves on to them.
     pub resumer: Resumer,
+    /// Told when a command waits on a concurrency limit.
+    pub releaser: crate::limits::Releaser,
     /// The largest message accepted: the configured `max_payload` when it
     /// is below the server's, else the server's.
     pub max_payload: usize,

@@ -53,6 +53,30 @@ impl Journal {
         Ok(())
     }
 
+    /// Looks whether any limit is set (remembered: while none is, pure
+    /// commands are settled without looking for one) and returns whether
+    /// any command waits on one.
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn look_at_limits(&self) -> Result<bool, DbError> {
+        const CALL: &str = "SELECT FROM limited_commands, concurrency_limits";
+        let fleet = || "concurrency limits".to_owned();
+        let conn = self.pool.get().await.during(CALL, fleet)?;
+        let row = conn
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM limited_commands), \
+                        EXISTS (SELECT 1 FROM concurrency_limits)",
+                &[],
+            )
+            .await
+            .during(CALL, fleet)?;
+        let waiting: bool = row.try_get(0).during(CALL, fleet)?;
+        let set: bool = row.try_get(1).during(CALL, fleet)?;
+        self.limits.store(set, std::sync::atomic::Ordering::Relaxed);
+        Ok(waiting)
+    }
+
     /// Limited commands whose keys have room now, at most `limit` (none when
     /// another worker is releasing at this moment).
     ///

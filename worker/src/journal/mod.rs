@@ -36,6 +36,8 @@ mod workers;
 pub use settle::SET_BASED_FROM;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use runfleet_schemas::{
@@ -54,10 +56,11 @@ use self::settle::{SettleOp, SettleRequest};
 use crate::db::{DbError, Pool};
 
 /// The batched statements every journal connection prepares once.
-const BATCH_STATEMENTS: [&str; 5] = [
+const BATCH_STATEMENTS: [&str; 6] = [
     begin::SQL,
     complete::SQL,
     settle::SQL,
+    settle::SQL_LIMITED,
     settle::PER_COMMAND_SQL,
     create_run::SQL,
 ];
@@ -254,6 +257,9 @@ pub struct Journal {
     settles: Batcher<SettleOp>,
     /// Batched run creations.
     creates: Batcher<CreateRunOp>,
+    /// Whether a concurrency limit may be set (until the releaser has
+    /// looked, and while one is).
+    limits: Arc<AtomicBool>,
 }
 
 /// The content hash idempotency compares: the message without `created_at`
@@ -296,6 +302,7 @@ impl Journal {
             completes: Batcher::start(connections.clone()),
             settles: Batcher::start(connections.clone()),
             creates: Batcher::start(connections),
+            limits: Arc::new(AtomicBool::new(true)),
             pool,
         }
     }
@@ -370,6 +377,7 @@ impl Journal {
                 profile: profile.to_owned(),
                 receipt: RawJson(receipt),
                 events: RawJson(events),
+                limits: self.limits.load(Ordering::Relaxed),
             })
             .await
     }

@@ -47,8 +47,12 @@ SELECT s.outcome, s.fencing_token, s.next_event_seq, s.receipt, s.detail, s.fail
        u.message, u.key, u.hash, u.attempt, u.worker, u.profile, u.receipt, u.events) AS s \
  ORDER BY u.idx";
 
-/// The set-based settle of a batch.
-pub(crate) const SQL: &str = r"
+/// The set-based settle of a batch, with `$limits` added to the run's
+/// conditions.
+macro_rules! settle_sql {
+    ($limits:literal) => {
+        concat!(
+            r"
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::jsonb[],
                          $7::text[], $8::bytea[], $9::int8[], $10::text[], $11::text[],
@@ -57,7 +61,7 @@ WITH input AS (
                              worker, profile, receipt, events, idx)
 ), locked AS (
     SELECT r.tenant, r.run_id, r.status, r.next_seq, r.next_event_seq, r.fencing_token,
-           r.lease_holder, r.lease_expires_at, r.backend_profile, r.spec, r.concurrency_key
+           r.lease_holder, r.lease_expires_at, r.backend_profile, r.spec
       FROM runs r
      WHERE (r.tenant, r.run_id) IN (SELECT tenant, run_id FROM input)
      ORDER BY r.tenant, r.run_id
@@ -74,9 +78,9 @@ WITH input AS (
      WHERE l.status IN ('pending', 'claimed')
        AND (l.lease_holder IS NULL OR l.lease_expires_at <= now())
        AND l.backend_profile = i.profile
-       AND NOT (l.spec ? 'resource_bundle') AND NOT (l.spec ? 'budgets')
-       AND NOT EXISTS (SELECT 1 FROM concurrency_limits cl
-                        WHERE l.concurrency_key LIKE cl.like_pattern)
+       AND NOT (l.spec ? 'resource_bundle') AND NOT (l.spec ? 'budgets')",
+            $limits,
+            r"
        AND i.kind <> 'close'
        AND NOT EXISTS (SELECT 1 FROM commands c
                         WHERE c.tenant = i.tenant AND c.run_id = i.run_id AND c.seq = i.seq)
@@ -173,7 +177,21 @@ SELECT s.token, s.first_event, s.waiter, r.result AS replay, r.events AS replay_
          AND c.payload_hash = i.hash AND c.command_id = i.command_id AND c.seq = i.seq
        LIMIT 1
   ) r ON true
- ORDER BY i.idx";
+ ORDER BY i.idx"
+        )
+    };
+}
+
+/// The set-based settle of a batch, while no concurrency limit is set.
+pub(crate) const SQL: &str = settle_sql!("");
+
+/// The set-based settle of a batch, while limits may be set: a run whose
+/// key has one is left to the two-step path, where it is applied.
+pub(crate) const SQL_LIMITED: &str = settle_sql!(
+    "
+       AND NOT EXISTS (SELECT 1 FROM concurrency_limits cl
+                        WHERE runfleet_run_key(l.tenant, l.spec) LIKE cl.like_pattern)"
+);
 
 /// One pure command, with its outcome computed.
 #[derive(Debug)]
@@ -190,6 +208,9 @@ pub(crate) struct SettleRequest {
     pub receipt: RawJson,
     /// The events (a JSON array), without their seqs (added here).
     pub events: RawJson,
+    /// Whether a concurrency limit may be set (runs with one are left to
+    /// the two-step path).
+    pub limits: bool,
 }
 
 /// The batched fused settle.
@@ -213,7 +234,8 @@ impl Op for SettleOp {
         let events: Vec<&RawJson> = requests.iter().map(|r| &r.events).collect();
         let set_based = requests.len() >= SET_BASED_FROM;
         let statement = if set_based {
-            conn.statement(SQL)?
+            let limits = requests.iter().any(|r| r.limits);
+            conn.statement(if limits { SQL_LIMITED } else { SQL })?
         } else {
             conn.statement(PER_COMMAND_SQL)?
         };

@@ -118,7 +118,7 @@ impl Api {
 /// delayed, running (a live claim) and limited commands, and its limit.
 const KEYS_SQL: &str = "\
 WITH pending AS (
-    SELECT r.concurrency_key AS key, count(*) AS n
+    SELECT runfleet_run_key(r.tenant, r.spec) AS key, count(*) AS n
       FROM commands c JOIN runs r ON r.tenant = c.tenant AND r.run_id = c.run_id
      WHERE c.status = 'acknowledged'
        AND NOT EXISTS (SELECT 1 FROM limited_commands w
@@ -126,11 +126,11 @@ WITH pending AS (
                           AND w.command_id = c.command_id)
      GROUP BY 1
 ), delayed AS (
-    SELECT r.concurrency_key AS key, count(*) AS n
+    SELECT runfleet_run_key(r.tenant, r.spec) AS key, count(*) AS n
       FROM delayed_commands d JOIN runs r ON r.tenant = d.tenant AND r.run_id = d.run_id
      GROUP BY 1
 ), running AS (
-    SELECT concurrency_key AS key, count(*) AS n FROM runs
+    SELECT runfleet_run_key(tenant, spec) AS key, count(*) AS n FROM runs
      WHERE lease_holder IS NOT NULL AND lease_expires_at > now()
      GROUP BY 1
 ), limited AS (

@@ -134,6 +134,7 @@ impl Turn<'_> {
         self.shared
             .metrics
             .command_limited(self.command.tenant.as_str());
+        self.shared.releaser.command_waits();
         tracing::debug!(key = %key, "limited: waits until its key has room");
         Ok(Disposition::Ack)
     }
