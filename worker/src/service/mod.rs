@@ -93,6 +93,7 @@ mod command_get;
 mod dlq_list;
 mod dlq_redrive;
 mod dlq_show;
+mod endpoint;
 mod error;
 mod events_after;
 mod fleet_stats;
@@ -106,15 +107,13 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use async_nats::service::{self, ServiceExt};
 use futures::StreamExt;
-use runfleet_schemas::api::{
-    self, ApiRequest, CommandGetRequest, DlqListRequest, DlqRedriveRequest, DlqShowRequest,
-    EventsAfterRequest, FleetStatsRequest, LimitDeleteRequest, LimitListRequest, LimitSetRequest,
-    RunStatusRequest, ScheduleCreateRequest, ScheduleListRequest, ScheduleUpdateRequest,
-};
+use runfleet_schemas::api::{self, ApiRequest};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+pub use self::endpoint::ENDPOINTS;
+use self::endpoint::Endpoint;
 use self::error::ApiError;
 use crate::db::Pool;
 
@@ -123,22 +122,6 @@ pub const SERVICE_NAME: &str = "runfleet";
 pub use runfleet_schemas::api::API_PREFIX;
 /// The service's description, as discovery shows it.
 pub const DESCRIPTION: &str = "runfleet worker fleet: run status, commands, events, dead letters, fleet statistics, schedules, concurrency limits";
-/// Every endpoint, as its subject below [`API_PREFIX`].
-pub const ENDPOINTS: [&str; 13] = [
-    RunStatusRequest::ENDPOINT,
-    CommandGetRequest::ENDPOINT,
-    EventsAfterRequest::ENDPOINT,
-    DlqListRequest::ENDPOINT,
-    DlqShowRequest::ENDPOINT,
-    DlqRedriveRequest::ENDPOINT,
-    FleetStatsRequest::ENDPOINT,
-    ScheduleCreateRequest::ENDPOINT,
-    ScheduleListRequest::ENDPOINT,
-    ScheduleUpdateRequest::ENDPOINT,
-    LimitSetRequest::ENDPOINT,
-    LimitListRequest::ENDPOINT,
-    LimitDeleteRequest::ENDPOINT,
-];
 
 /// Requests one endpoint handles at once (per worker).
 const CONCURRENCY: usize = 16;
@@ -261,94 +244,6 @@ async fn stop_service(service: service::Service) {
     }
 }
 
-/// The endpoints, dispatched on by [`Api::dispatch`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    /// `run.status`
-    RunStatus,
-    /// `command.get`
-    CommandGet,
-    /// `events.after`
-    EventsAfter,
-    /// `dlq.list`
-    DlqList,
-    /// `dlq.show`
-    DlqShow,
-    /// `dlq.redrive`
-    DlqRedrive,
-    /// `fleet.stats`
-    FleetStats,
-    /// `schedule.create`
-    ScheduleCreate,
-    /// `schedule.list`
-    ScheduleList,
-    /// `schedule.update`
-    ScheduleUpdate,
-    /// `limit.set`
-    LimitSet,
-    /// `limit.list`
-    LimitList,
-    /// `limit.delete`
-    LimitDelete,
-}
-
-impl Endpoint {
-    /// Every endpoint, in the order of [`ENDPOINTS`].
-    const ALL: [Endpoint; 13] = [
-        Endpoint::RunStatus,
-        Endpoint::CommandGet,
-        Endpoint::EventsAfter,
-        Endpoint::DlqList,
-        Endpoint::DlqShow,
-        Endpoint::DlqRedrive,
-        Endpoint::FleetStats,
-        Endpoint::ScheduleCreate,
-        Endpoint::ScheduleList,
-        Endpoint::ScheduleUpdate,
-        Endpoint::LimitSet,
-        Endpoint::LimitList,
-        Endpoint::LimitDelete,
-    ];
-
-    /// The subject below [`API_PREFIX`].
-    fn subject(self) -> &'static str {
-        match self {
-            Endpoint::RunStatus => ENDPOINTS[0],
-            Endpoint::CommandGet => ENDPOINTS[1],
-            Endpoint::EventsAfter => ENDPOINTS[2],
-            Endpoint::DlqList => ENDPOINTS[3],
-            Endpoint::DlqShow => ENDPOINTS[4],
-            Endpoint::DlqRedrive => ENDPOINTS[5],
-            Endpoint::FleetStats => ENDPOINTS[6],
-            Endpoint::ScheduleCreate => ENDPOINTS[7],
-            Endpoint::ScheduleList => ENDPOINTS[8],
-            Endpoint::ScheduleUpdate => ENDPOINTS[9],
-            Endpoint::LimitSet => ENDPOINTS[10],
-            Endpoint::LimitList => ENDPOINTS[11],
-            Endpoint::LimitDelete => ENDPOINTS[12],
-        }
-    }
-
-    /// The endpoint's name in discovery and statistics (`run-status`, …).
-    fn name(self) -> &'static str {
-        match self {
-            Endpoint::RunStatus => "run-status",
-            Endpoint::CommandGet => "command-get",
-            Endpoint::EventsAfter => "events-after",
-            Endpoint::DlqList => "dlq-list",
-            Endpoint::DlqShow => "dlq-show",
-            Endpoint::DlqRedrive => "dlq-redrive",
-            Endpoint::FleetStats => "fleet-stats",
-            Endpoint::ScheduleCreate => "schedule-create",
-            Endpoint::ScheduleList => "schedule-list",
-            Endpoint::ScheduleUpdate => "schedule-update",
-            Endpoint::LimitSet => "limit-set",
-            Endpoint::LimitList => "limit-list",
-            Endpoint::LimitDelete => "limit-delete",
-        }
-    }
-}
-
 /// What every request handler shares.
 #[derive(Debug)]
 struct Api {
@@ -420,15 +315,4 @@ fn bigint(n: u64) -> i64 {
 /// A request body as `R`; a refusal (400) names the field.
 fn read<R: ApiRequest>(body: &[u8]) -> Result<R, ApiError> {
     api::read_request(body).map_err(|err| ApiError::BadRequest(err.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_match_their_subjects() {
-        let subjects: Vec<&str> = Endpoint::ALL.iter().map(|e| e.subject()).collect();
-        assert_eq!(subjects, ENDPOINTS);
-    }
 }

@@ -26,6 +26,7 @@
 
 mod cancel;
 mod cli;
+mod cli_scheduling;
 mod command_send;
 mod dlq;
 mod events;
