@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use runfleet_schemas::{Priority, RunId, Tenant};
 
+use crate::cli_scheduling::parse_priority;
 pub(crate) use crate::cli_scheduling::{
     LimitCommand, ScheduleCommand, ScheduleCreateArgs, ScheduleTarget,
 };
@@ -167,12 +168,6 @@ pub(crate) struct RunCreateArgs {
     /// default: the tenant's).
     #[arg(long)]
     pub(crate) concurrency_key: Option<String>,
-}
-
-/// `--priority`: `high`, `normal` or `low`.
-pub(crate) fn parse_priority(text: &str) -> Result<Priority, String> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned()))
-        .map_err(|_| format!("{text:?}: expected high, normal or low"))
 }
 
 fn parse_budget(text: &str) -> Result<(String, f64), String> {

@@ -1,11 +1,9 @@
 //! The command line's shape for scheduling and flow control: recurring
 //! schedules (`runfleet schedule …`) and concurrency limits (`runfleet
-//! limit …`).
+//! limit …`), and `--priority`, which they share with the rest.
 
 use clap::{Args, Subcommand};
 use runfleet_schemas::Priority;
-
-use crate::cli::parse_priority;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum LimitCommand {
@@ -109,4 +107,10 @@ pub(crate) struct ScheduleCreateArgs {
     /// Occurrences taken more than a minute late: `skip` them, or run `once` for them all.
     #[arg(long, default_value = "skip")]
     pub(crate) catch_up: String,
+}
+
+/// `--priority`: `high`, `normal` or `low`.
+pub(crate) fn parse_priority(text: &str) -> Result<Priority, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("{text:?}: expected high, normal or low"))
 }
