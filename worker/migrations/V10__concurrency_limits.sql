@@ -100,7 +100,10 @@ $$;
 
 -- Whether a command of p_key may start now; if so, its start is counted
 -- (a token taken) and its limited row, if any, removed. Admissions of one
--- key are serialized on its row of concurrency_keys.
+-- key are serialized by a transaction-level advisory lock on it, only
+-- ever *tried*: a batch that finds it held answers `limited` instead of
+-- waiting, so batches that lock runs in run order and keys in another
+-- order cannot deadlock (the command waits a release round instead).
 CREATE FUNCTION runfleet_limit_admit(
     p_key text, p_tenant text, p_run_id text, p_command_id text)
 RETURNS boolean LANGUAGE plpgsql AS $$
@@ -110,12 +113,17 @@ DECLARE
 BEGIN
     SELECT * INTO lim FROM runfleet_limit_of(p_key);
     IF NOT FOUND THEN
+        -- No limit (any more): it starts, and waits no longer.
+        DELETE FROM limited_commands w
+         WHERE w.tenant = p_tenant AND w.run_id = p_run_id AND w.command_id = p_command_id;
         RETURN true;
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(hashtext('runfleet_limit:' || p_key)) THEN
+        RETURN false;
     END IF;
     INSERT INTO concurrency_keys (key, tokens, refilled_at)
     VALUES (p_key, greatest(1, coalesce(lim.rate_per_second, 10) / 10), clock_timestamp())
     ON CONFLICT DO NOTHING;
-    PERFORM 1 FROM concurrency_keys k WHERE k.key = p_key FOR UPDATE;
     IF lim.max_running IS NOT NULL THEN
         -- Admitted runs whose claim has ended no longer count.
         DELETE FROM concurrency_running cr USING runs r
@@ -167,12 +175,14 @@ BEGIN
         RETURN;
     END IF;
     -- Released ones that ended without starting (cancelled, or their run
-    -- ended): no longer waiting. (A start removes its own row.)
+    -- ended: a receipt, a final status) wait no longer. (A start removes
+    -- its own row; a command found `running` is one whose worker died,
+    -- limited on its redelivery: it still waits.)
     DELETE FROM limited_commands w
      WHERE w.released_at IS NOT NULL
        AND (SELECT c.status FROM commands c
              WHERE c.tenant = w.tenant AND c.run_id = w.run_id AND c.command_id = w.command_id
-             LIMIT 1) <> 'acknowledged';
+             LIMIT 1) IN ('completed', 'failed', 'cancelled', 'timed-out');
     FOR k IN SELECT DISTINCT w.key FROM limited_commands w LOOP
         EXIT WHEN v_left <= 0;
         SELECT count(*) INTO v_transit FROM limited_commands w
@@ -186,10 +196,11 @@ BEGIN
             END IF;
             IF lim.rate_per_second IS NOT NULL THEN
                 -- What the bucket holds, and what it gains in the next
-                -- tenth of a second (the publish's way to a worker).
+                -- tenth of a second (the publish's way to a worker), in
+                -- whole starts: none before the next token is nearly due.
                 v_room := least(v_room,
-                    ceil(runfleet_key_tokens(k.key, lim.rate_per_second)
-                         + lim.rate_per_second / 10)::bigint - v_transit);
+                    floor(runfleet_key_tokens(k.key, lim.rate_per_second)
+                          + lim.rate_per_second / 10)::bigint - v_transit);
             END IF;
         END IF;
         CONTINUE WHEN v_room <= 0;
