@@ -154,7 +154,10 @@ impl Api {
         Ok(ScheduleList { schedules })
     }
 
-    /// `schedule.update`: pause, resume or delete.
+    /// `schedule.update`: pause, resume or delete. The row's change and
+    /// the timing's are made under the row's lock and committed only once
+    /// JetStream took the timing's, so concurrent updates of one schedule
+    /// follow each other and a failed one changes nothing.
     pub(super) async fn schedule_update(
         &self,
         request: ScheduleUpdateRequest,
@@ -162,7 +165,8 @@ impl Api {
         let (tenant, schedule_id) = tokens(&request.tenant, &request.schedule_id)?;
         let key: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
             [&request.tenant, &request.schedule_id];
-        let conn = self.pool.get().await?;
+        let mut conn = self.pool.get().await?;
+        let tx = conn.transaction().await?;
         let sql = match request.action {
             ScheduleAction::Pause => format!(
                 "UPDATE schedules SET paused = true WHERE tenant = $1 AND schedule_id = $2 \
@@ -176,12 +180,17 @@ impl Api {
                 "DELETE FROM schedules WHERE tenant = $1 AND schedule_id = $2 RETURNING {COLUMNS}"
             ),
         };
-        let row = conn.query_opt(&sql, &key).await?.ok_or_else(|| {
-            ApiError::NotFound(format!(
+        let Some(row) = tx.query_opt(&sql, &key).await? else {
+            if request.action == ScheduleAction::Delete {
+                // Gone already: its timing may have outlived it (a delete
+                // whose purge failed); remove that too.
+                self.clear_timing(&tenant, &schedule_id).await?;
+            }
+            return Err(ApiError::NotFound(format!(
                 "no schedule {} of tenant {}",
                 request.schedule_id, request.tenant
-            ))
-        })?;
+            )));
+        };
         let stored = answer(&row, request.action == ScheduleAction::Delete)?;
         match request.action {
             ScheduleAction::Resume => {
@@ -191,6 +200,7 @@ impl Api {
                 self.clear_timing(&tenant, &schedule_id).await?;
             }
         }
+        tx.commit().await?;
         tracing::info!(tenant = %tenant, schedule.id = %schedule_id, action = ?request.action, "schedule updated");
         Ok(stored)
     }
