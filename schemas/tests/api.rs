@@ -214,6 +214,7 @@ fn every_endpoint_round_trips_through_its_schemas() {
                 limit: Some("tenant:*".into()),
                 max_running: Some(2),
                 rate_per_second: Some(20.0),
+                diverted: true,
             }],
         },
     );

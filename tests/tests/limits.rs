@@ -187,26 +187,7 @@ async fn max_running_holds_across_the_fleet_while_another_tenant_runs_unhindered
     );
 
     // Nothing failed, was dead-lettered, or ran on a redelivery.
-    let row = stack
-        .pg
-        .query_one(
-            "SELECT count(*) FILTER (WHERE status <> 'completed'), \
-                    count(*) FILTER (WHERE (result ->> 'attempt')::int <> 1) \
-               FROM journal WHERE step = 'receipt'",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, i64>(0), 0, "receipts not completed");
-    assert_eq!(row.get::<_, i64>(1), 0, "receipts of a redelivery");
-    assert!(stack.dead_letters().await.is_empty());
-    let waiting: i64 = stack
-        .pg
-        .query_one("SELECT count(*) FROM limited_commands", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(waiting, 0, "limited commands left behind");
+    stack.assert_all_completed_on_first_delivery().await;
 }
 
 #[tokio::test]

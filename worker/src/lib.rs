@@ -22,6 +22,7 @@ pub mod backend;
 pub mod cancels;
 pub mod config;
 pub mod db;
+pub mod fairness;
 pub mod fuzzing;
 mod handler;
 pub mod http;

@@ -68,7 +68,10 @@ pub fn start(journal: Journal, js: jetstream::Context, tasks: &TaskTree) -> Rele
                 () = tokio::time::sleep(pause) => {}
                 () = wake.notified() => {}
             }
-            match journal.release_limited(ROUND).await {
+            match journal
+                .release_limited(ROUND, crate::fairness::FAIR_WINDOW)
+                .await
+            {
                 Ok(released) if !released.is_empty() => republish(&js, released).await,
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "could not release limited commands"),

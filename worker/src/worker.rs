@@ -173,6 +173,7 @@ pub async fn run_with(
     });
     crate::timers::start(journal.clone(), js.clone(), wake, &tasks);
     let releaser = crate::limits::start(journal.clone(), js.clone(), &tasks);
+    let fair = crate::fairness::start(journal.clone(), js.clone(), worker_id.clone(), &tasks);
     tasks.spawn_service("registration", |stop| {
         keep_registered(journal.clone(), worker_id.clone(), stop)
     });
@@ -195,6 +196,7 @@ pub async fn run_with(
         run_log,
         pure_runs: crate::pure_runs::PureRuns::default(),
         releaser,
+        fair,
         resumer: crate::resume::start(
             journal.clone(),
             js.clone(),

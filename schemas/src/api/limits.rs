@@ -147,8 +147,14 @@ pub struct KeyStats {
     pub delayed: i64,
     /// Runs executing now (a live claim).
     pub running: i64,
-    /// Commands waiting on the key's limit.
+    /// Commands waiting on the key's limit, or set aside while its tenant
+    /// is diverted for fairness.
     pub limited: i64,
+    /// Whether the key's tenant is diverted now: it has a large backlog
+    /// while other tenants have work waiting, so its commands wait their
+    /// fair turn (counted in `limited`).
+    #[serde(default)]
+    pub diverted: bool,
     /// The pattern of the limit that applies, if any.
     pub limit: Option<String>,
     /// Its `max_running`.

@@ -45,6 +45,19 @@ impl Stack {
         workers
     }
 
+    /// Creates the streams, consumers and schema (`runfleet-worker setup`),
+    /// so work can be queued before any worker runs.
+    pub fn setup(&self, env: &WorkerEnv) {
+        let program = runfleet_tests::binary("runfleet-worker").unwrap();
+        let status = std::process::Command::new(program)
+            .arg("setup")
+            .envs(env.vars.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "runfleet-worker setup failed: {status}");
+    }
+
     /// Worker settings whose `echo` backend records every execution in a
     /// fresh effects file (kept alive by the returned handle).
     pub fn counting_effects(&self) -> (WorkerEnv, tempfile::NamedTempFile) {
@@ -90,6 +103,26 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Every receipt completed, on its first delivery; nothing
+    /// dead-lettered; nothing left waiting on a limit or a fair turn.
+    pub async fn assert_all_completed_on_first_delivery(&self) {
+        let row = self
+            .pg
+            .query_one(
+                "SELECT count(*) FILTER (WHERE status <> 'completed'), \
+                        count(*) FILTER (WHERE (result ->> 'attempt')::int <> 1), \
+                        (SELECT count(*) FROM limited_commands) \
+                   FROM journal WHERE step = 'receipt'",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(0), 0, "receipts not completed");
+        assert_eq!(row.get::<_, i64>(1), 0, "receipts of a redelivery");
+        assert_eq!(row.get::<_, i64>(2), 0, "limited commands left behind");
+        assert!(self.dead_letters().await.is_empty());
     }
 
     /// The stored receipt of a command.

@@ -11,6 +11,7 @@ mod breadcrumbs;
 mod command;
 pub(crate) mod control;
 mod dead_letter;
+mod divert;
 mod event_text;
 mod run_create;
 mod shared;
@@ -225,6 +226,9 @@ async fn dispatch(
     };
     match checked {
         Ok(Work::Run(run)) => run_create::handle(shared, message, delivery, run).await,
+        Ok(Work::Command(command)) if divert::diverts(shared, message, &command) => {
+            divert::divert(shared, message, &command).await
+        }
         Ok(Work::Command(command)) => {
             command::handle(shared, message, delivery, slot, command).await
         }

@@ -50,6 +50,8 @@ pub struct Shared {
     pub resumer: Resumer,
     /// Told when a command waits on a concurrency limit.
     pub releaser: crate::limits::Releaser,
+    /// The tenants whose commands are set aside as they arrive (fairness).
+    pub fair: crate::fairness::FairShares,
     /// The largest message accepted: the configured `max_payload` when it
     /// is below the server's, else the server's.
     pub max_payload: usize,

@@ -7,7 +7,61 @@
 use chrono::{DateTime, Utc};
 
 use super::Journal;
-use crate::db::{Context, DbError, command_subject};
+use super::batch::{Conn, Op};
+use crate::db::{Context, DbError};
+
+/// `runfleet_limit_command` for every element of the arrays.
+pub(crate) const SQL: &str = "\
+SELECT runfleet_limit_command(u.tenant, u.run_id, u.command_id, u.seq, u.key, u.message) \
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::bytea[]) \
+       WITH ORDINALITY AS u(tenant, run_id, command_id, seq, key, message, idx) \
+ ORDER BY u.idx";
+
+/// One limited command.
+#[derive(Debug)]
+pub(crate) struct LimitRequest {
+    tenant: String,
+    run_id: String,
+    command_id: String,
+    seq: i64,
+    key: String,
+    /// The `command.create` message, the bytes as delivered.
+    message: Vec<u8>,
+}
+
+/// The batched recording of limited commands.
+pub(crate) struct LimitOp;
+
+impl Op for LimitOp {
+    type Request = LimitRequest;
+    type Answer = ();
+    const CALL: &'static str = "runfleet_limit_command";
+
+    fn order(request: &LimitRequest) -> (&str, &str, i64) {
+        (&request.tenant, &request.run_id, request.seq)
+    }
+
+    async fn run(conn: &Conn, requests: &[&LimitRequest]) -> Result<Vec<()>, DbError> {
+        let c = |f: fn(&LimitRequest) -> &str| requests.iter().map(|r| f(r)).collect::<Vec<_>>();
+        let seqs: Vec<i64> = requests.iter().map(|r| r.seq).collect();
+        let messages: Vec<&[u8]> = requests.iter().map(|r| r.message.as_slice()).collect();
+        let rows = conn
+            .client
+            .query(
+                conn.statement(SQL)?,
+                &[
+                    &c(|r| &r.tenant),
+                    &c(|r| &r.run_id),
+                    &c(|r| &r.command_id),
+                    &seqs,
+                    &c(|r| &r.key),
+                    &messages,
+                ],
+            )
+            .await?;
+        Ok(vec![(); rows.len()])
+    }
+}
 
 /// A limited command released to be published again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +82,9 @@ pub struct Released {
 
 impl Journal {
     /// Records a command limited on `key` (again: a released copy limited
-    /// once more waits anew, keeping its place in line).
+    /// once more waits anew, keeping its place in line). Batched: a
+    /// diverted tenant's backlog goes through here at the speed of its
+    /// inserts.
     ///
     /// # Errors
     /// [`DbError`] on database failure.
@@ -41,16 +97,16 @@ impl Journal {
         key: &str,
         message: &[u8],
     ) -> Result<(), DbError> {
-        const CALL: &str = "runfleet_limit_command";
-        let subject = || command_subject(tenant, run_id, command_id);
-        let conn = self.pool.get().await.during(CALL, subject)?;
-        conn.execute(
-            "SELECT runfleet_limit_command($1, $2, $3, $4, $5, $6)",
-            &[&tenant, &run_id, &command_id, &seq, &key, &message],
-        )
-        .await
-        .during(CALL, subject)?;
-        Ok(())
+        self.limiteds
+            .call(LimitRequest {
+                tenant: tenant.to_owned(),
+                run_id: run_id.to_owned(),
+                command_id: command_id.to_owned(),
+                seq,
+                key: key.to_owned(),
+                message: message.to_vec(),
+            })
+            .await
     }
 
     /// Looks whether any limit is set (remembered: while none is, pure
@@ -77,20 +133,25 @@ impl Journal {
         Ok(waiting)
     }
 
-    /// Limited commands whose keys have room now, at most `limit` (none when
+    /// Limited commands whose keys have room now, at most `limit`, and at
+    /// most `fair_window` of a diverted tenant's not started yet (none when
     /// another worker is releasing at this moment).
     ///
     /// # Errors
     /// [`DbError`] on database failure.
-    pub async fn release_limited(&self, limit: i32) -> Result<Vec<Released>, DbError> {
+    pub async fn release_limited(
+        &self,
+        limit: i32,
+        fair_window: i32,
+    ) -> Result<Vec<Released>, DbError> {
         const CALL: &str = "runfleet_release_limited";
         let fleet = || "limited commands".to_owned();
         let conn = self.pool.get().await.during(CALL, fleet)?;
         let rows = conn
             .query(
                 "SELECT tenant, run_id, command_id, message, limited_at, first_seen \
-                   FROM runfleet_release_limited($1)",
-                &[&limit],
+                   FROM runfleet_release_limited($1, $2)",
+                &[&limit, &fair_window],
             )
             .await
             .during(CALL, fleet)?;

@@ -21,6 +21,8 @@ mod create_run;
 mod dead_letters;
 mod delayed;
 pub use delayed::Delayed;
+mod fairness;
+pub use fairness::{Diverted, FairShare};
 mod lease;
 mod limits;
 pub use limits::Released;
@@ -56,13 +58,14 @@ use self::settle::{SettleOp, SettleRequest};
 use crate::db::{DbError, Pool};
 
 /// The batched statements every journal connection prepares once.
-const BATCH_STATEMENTS: [&str; 6] = [
+const BATCH_STATEMENTS: [&str; 7] = [
     begin::SQL,
     complete::SQL,
     settle::SQL,
     settle::SQL_LIMITED,
     settle::PER_COMMAND_SQL,
     create_run::SQL,
+    limits::SQL,
 ];
 
 /// A command as the journal records it: identity, order, idempotency, and
@@ -257,6 +260,8 @@ pub struct Journal {
     settles: Batcher<SettleOp>,
     /// Batched run creations.
     creates: Batcher<CreateRunOp>,
+    /// Batched records of limited (and diverted) commands.
+    limiteds: Batcher<limits::LimitOp>,
     /// Whether a concurrency limit may be set (until the releaser has
     /// looked, and while one is).
     limits: Arc<AtomicBool>,
@@ -301,7 +306,8 @@ impl Journal {
             begins: Batcher::start(connections.clone()),
             completes: Batcher::start(connections.clone()),
             settles: Batcher::start(connections.clone()),
-            creates: Batcher::start(connections),
+            creates: Batcher::start(connections.clone()),
+            limiteds: Batcher::start(connections),
             limits: Arc::new(AtomicBool::new(true)),
             pool,
         }

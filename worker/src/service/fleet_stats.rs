@@ -115,7 +115,8 @@ impl Api {
 }
 
 /// Per concurrency key: pending (recorded, not started, not limited),
-/// delayed, running (a live claim) and limited commands, and its limit.
+/// delayed, running (a live claim) and limited commands, its limit, and
+/// whether its tenant is diverted for fairness.
 const KEYS_SQL: &str = "\
 WITH pending AS (
     SELECT runfleet_run_key(r.tenant, r.spec) AS key, count(*) AS n
@@ -141,7 +142,8 @@ WITH pending AS (
     UNION SELECT pattern FROM concurrency_limits WHERE strpos(pattern, '*') = 0
 )
 SELECT k.key, coalesce(p.n, 0), coalesce(d.n, 0), coalesce(ru.n, 0), coalesce(l.n, 0),
-       lim.pattern, lim.max_running, lim.rate_per_second
+       lim.pattern, lim.max_running, lim.rate_per_second,
+       EXISTS (SELECT 1 FROM fair_tenants f WHERE f.tenant = split_part(k.key, ':', 2))
   FROM keys k
   LEFT JOIN pending p ON p.key = k.key
   LEFT JOIN delayed d ON d.key = k.key
@@ -163,6 +165,7 @@ fn key_stats(row: &tokio_postgres::Row) -> Result<KeyStats, ApiError> {
             .try_get::<_, Option<i32>>(6)?
             .and_then(|n| u32::try_from(n).ok()),
         rate_per_second: row.try_get(7)?,
+        diverted: row.try_get(8)?,
     })
 }
 

@@ -69,6 +69,9 @@ fn text(stats: &FleetStats) -> String {
                     crate::limit::describe(k.max_running, k.rate_per_second)
                 ));
             }
+            if k.diverted {
+                text.push_str("  (diverted: waits its fair turn)");
+            }
         }
     }
     text
