@@ -34,8 +34,24 @@ CREATE TABLE fair_watch (
     only_row     boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     watched_at   timestamptz NOT NULL,
     watcher      text,
-    contended_at timestamptz
+    contended_at timestamptz,
+    -- When fair_tenants was last decided: a set older than a few seconds
+    -- (its measuring fails, or no worker measures any more) diverts nobody.
+    measured_at  timestamptz
 );
+
+-- Whether p_tenant is diverted now (by a set decided in the last 5 seconds).
+CREATE FUNCTION runfleet_fair_diverted(p_tenant text)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM fair_tenants f, fair_watch w
+                    WHERE f.tenant = p_tenant
+                      AND w.measured_at > clock_timestamp() - interval '5 seconds')
+$$;
+
+-- Released and not started yet: the partial index keeps the releaser's
+-- counts off the waiting backlog.
+CREATE INDEX limited_commands_released ON limited_commands (tenant, released_at)
+ WHERE released_at IS NOT NULL;
 INSERT INTO fair_watch (watched_at) VALUES ('-infinity');
 
 -- Whether p_worker measures now: at most one worker every p_every_ms.
@@ -66,14 +82,16 @@ BEGIN
       FROM (SELECT u.tenant, sum(u.n)::bigint AS n
               FROM (SELECT s.tenant, s.n FROM unnest(p_tenants, p_messages) AS s(tenant, n)
                     UNION ALL
-                    SELECT w.tenant, count(*) FROM limited_commands w GROUP BY w.tenant) u
+                    SELECT w.tenant, count(*) FROM limited_commands w
+                     WHERE w.released_at IS NULL GROUP BY w.tenant) u
              GROUP BY u.tenant
             HAVING sum(u.n) > 0) t;
     IF coalesce(cardinality(v_tenants), 0) >= 2 THEN
-        UPDATE fair_watch SET contended_at = clock_timestamp() RETURNING contended_at
-          INTO v_contended_at;
+        UPDATE fair_watch SET contended_at = clock_timestamp(), measured_at = clock_timestamp()
+        RETURNING contended_at INTO v_contended_at;
     ELSE
-        SELECT w.contended_at INTO v_contended_at FROM fair_watch w;
+        UPDATE fair_watch SET measured_at = clock_timestamp()
+        RETURNING contended_at INTO v_contended_at;
     END IF;
     IF v_contended_at IS NULL
        OR v_contended_at <= clock_timestamp() - p_linger_ms * interval '1 millisecond' THEN
@@ -99,7 +117,7 @@ DECLARE
     lim record;
     v_tokens double precision;
 BEGIN
-    IF EXISTS (SELECT 1 FROM fair_tenants f WHERE f.tenant = p_tenant)
+    IF runfleet_fair_diverted(p_tenant)
        AND NOT EXISTS (SELECT 1 FROM limited_commands w
                         WHERE w.tenant = p_tenant AND w.run_id = p_run_id
                           AND w.command_id = p_command_id AND w.released_at IS NOT NULL) THEN
@@ -144,12 +162,32 @@ BEGIN
     RETURN true;
 END $$;
 
--- runfleet_release_limited (v11): as v10, and a diverted tenant gets at
--- most p_fair_window of its commands released and not started yet (a
--- copy not started within 30 seconds is released again, under the same
--- `Nats-Msg-Id`); keys are served oldest waiting first. A command a
--- worker diverted as it arrived has no `commands` row yet: it was first
--- seen when it was diverted.
+-- runfleet_limit_command (v11): as v10, and a command limited again takes
+-- the key it was limited on this time (one set aside as it arrived waits
+-- under its tenant's key, then on its run's own key's limit).
+CREATE OR REPLACE FUNCTION runfleet_limit_command(
+    p_tenant text, p_run_id text, p_command_id text, p_seq bigint, p_key text, p_message bytea)
+RETURNS void LANGUAGE sql AS $$
+    INSERT INTO limited_commands (tenant, run_id, command_id, seq, key, message)
+    VALUES (p_tenant, p_run_id, p_command_id, p_seq, p_key, p_message)
+    ON CONFLICT (tenant, run_id, command_id) DO UPDATE
+       SET limited_at = clock_timestamp(), released_at = NULL, message = EXCLUDED.message,
+           key = EXCLUDED.key
+$$;
+
+-- runfleet_release_limited (v11): as v10, and
+-- * a tenant gets at most p_fair_window of its commands released and not
+--   started yet (a copy not started within 30 seconds, 5 on a key with a
+--   limit, is released again under the same `Nats-Msg-Id`), diverted or
+--   not: a backlog set aside goes back to the stream a window at a time,
+--   never all at once ahead of other tenants' work;
+-- * only a command whose turn has come is released (its run's next seq,
+--   or its run is unknown or over), copies released before last;
+-- * rows locked elsewhere (a start deleting its row) are skipped, not
+--   waited for;
+-- * keys are served oldest waiting first.
+-- A command a worker set aside as it arrived has no `commands` row yet:
+-- it was first seen when it was set aside.
 CREATE FUNCTION runfleet_release_limited(p_limit integer, p_fair_window integer)
 RETURNS TABLE (tenant text, run_id text, command_id text, message bytea,
                limited_at timestamptz, first_seen timestamptz)
@@ -160,6 +198,7 @@ DECLARE
     v_room bigint;
     v_transit bigint;
     v_again interval;
+    v_has_limit boolean;
     v_left bigint := p_limit;
 BEGIN
     -- Nothing waits (the usual case): nothing to lock or plan against
@@ -175,27 +214,27 @@ BEGIN
     -- its own row; a command found `running` is one whose worker died,
     -- limited on its redelivery: it still waits.)
     DELETE FROM limited_commands w
-     WHERE w.released_at IS NOT NULL
-       AND (SELECT c.status FROM commands c
-             WHERE c.tenant = w.tenant AND c.run_id = w.run_id AND c.command_id = w.command_id
-             LIMIT 1) IN ('completed', 'failed', 'cancelled', 'timed-out');
-    FOR k IN SELECT w.key, min(w.tenant) AS tenant,
-                    EXISTS (SELECT 1 FROM fair_tenants f WHERE f.tenant = min(w.tenant)) AS diverted
-               FROM limited_commands w
+     WHERE (w.tenant, w.run_id, w.command_id) IN (
+            SELECT x.tenant, x.run_id, x.command_id FROM limited_commands x
+             WHERE x.released_at IS NOT NULL
+               AND (SELECT c.status FROM commands c
+                     WHERE c.tenant = x.tenant AND c.run_id = x.run_id
+                       AND c.command_id = x.command_id
+                     LIMIT 1) IN ('completed', 'failed', 'cancelled', 'timed-out')
+               FOR UPDATE SKIP LOCKED);
+    FOR k IN SELECT w.key, min(w.tenant) AS tenant FROM limited_commands w
               GROUP BY w.key
               ORDER BY min(w.first_limited_at) LOOP
         EXIT WHEN v_left <= 0;
-        v_again := CASE WHEN k.diverted THEN interval '30 seconds' ELSE interval '5 seconds' END;
+        SELECT * INTO lim FROM runfleet_limit_of(k.key);
+        v_has_limit := FOUND;
+        v_again := CASE WHEN v_has_limit THEN interval '5 seconds' ELSE interval '30 seconds' END;
         SELECT count(*) INTO v_transit FROM limited_commands w
          WHERE w.key = k.key AND w.released_at > clock_timestamp() - v_again;
-        v_room := v_left;
-        IF k.diverted THEN
-            v_room := least(v_room, p_fair_window - (
-                SELECT count(*) FROM limited_commands w
-                 WHERE w.tenant = k.tenant AND w.released_at > clock_timestamp() - v_again));
-        END IF;
-        SELECT * INTO lim FROM runfleet_limit_of(k.key);
-        IF FOUND THEN
+        v_room := least(v_left, p_fair_window - (
+            SELECT count(*) FROM limited_commands w
+             WHERE w.tenant = k.tenant AND w.released_at > clock_timestamp() - interval '30 seconds'));
+        IF v_has_limit THEN
             IF lim.max_running IS NOT NULL THEN
                 v_room := least(v_room,
                     lim.max_running - runfleet_key_running(k.key, NULL, NULL) - v_transit);
@@ -215,8 +254,13 @@ BEGIN
             SELECT w.tenant, w.run_id, w.command_id FROM limited_commands w
              WHERE w.key = k.key
                AND (w.released_at IS NULL OR w.released_at <= clock_timestamp() - v_again)
-             ORDER BY w.first_limited_at
+               AND NOT EXISTS (SELECT 1 FROM runs r
+                                WHERE r.tenant = w.tenant AND r.run_id = w.run_id
+                                  AND r.status NOT IN ('completed', 'failed', 'blocked', 'cancelled')
+                                  AND w.seq > r.next_seq)
+             ORDER BY (w.released_at IS NOT NULL), w.first_limited_at
              LIMIT v_room
+             FOR UPDATE OF w SKIP LOCKED
         )
         UPDATE limited_commands w SET released_at = clock_timestamp()
           FROM picked p

@@ -16,14 +16,14 @@
 //! so the fleet goes through that tenant's backlog at the speed of an
 //! insert and reaches the other tenants' work (one that reaches the journal
 //! before the worker knows is answered `limited` there). The
-//! releaser ([`crate::limits`]) publishes a diverted tenant's waiting
-//! commands again, oldest first, with at most [`FAIR_WINDOW`] of them
-//! released and not started at a time; a released copy is never diverted
-//! again. The small tenants' work therefore waits behind at most a window
-//! of each large tenant's, and large tenants share the fleet evenly.
-//!
-//! Pure commands (settled in one statement, see `journal/settle.rs`) are
-//! not diverted: settling one costs what diverting it would.
+//! releaser ([`crate::limits`]) publishes a tenant's waiting commands
+//! again, oldest first once their turn has come, with at most
+//! [`FAIR_WINDOW`] of them released and not started at a time (diverted
+//! or not: a backlog set aside goes back a window at a time); a released
+//! copy is not set aside on arrival. The small tenants' work therefore
+//! waits behind at most a window of each large tenant's, and large tenants
+//! share the fleet evenly. A diverted set decided more than five seconds
+//! ago diverts nobody.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};

@@ -16,7 +16,9 @@
 //! `Runfleet-Waiting-Since`. The start itself is admitted by the journal
 //! again, so a release that races another start only waits once more. A
 //! released command that never arrives (a lost publish) is released again
-//! five seconds later. Each round also looks whether any limit is set at
+//! five seconds later (thirty on a key without a limit), and a tenant has
+//! at most [`crate::fairness::FAIR_WINDOW`] commands released and not
+//! started at a time (see [`crate::fairness`]). Each round also looks whether any limit is set at
 //! all: while none is, the fused settle of pure commands does not look for
 //! one (a new limit takes effect on them within [`IDLE_EVERY`]).
 

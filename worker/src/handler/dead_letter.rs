@@ -80,6 +80,13 @@ pub(crate) async fn dead_letter(
         dead_lettered_at: chrono::Utc::now(),
     };
     let stored = shared.journal.insert_dead_letter(&letter).await?;
+    if let Some((tenant, run_id, command_id)) = command_of(delivery, &message.payload) {
+        // A released copy dead-lettered waits no longer.
+        shared
+            .journal
+            .forget_limited(tenant, run_id, &command_id)
+            .await?;
+    }
     shared
         .metrics
         .dead_lettered(letter.tenant.as_str(), reason.as_str());
@@ -96,4 +103,16 @@ pub(crate) async fn dead_letter(
     }
     publish(&shared.jetstream, &stored, None).await?;
     Ok(Disposition::Term)
+}
+
+/// The tenant, run and command of a dead-lettered `command.create`, when
+/// its subject and bytes name them.
+fn command_of<'a>(delivery: &'a Delivery, payload: &[u8]) -> Option<(&'a str, &'a str, String)> {
+    let parsed = runfleet_schemas::subjects::parse(&delivery.subject)?;
+    if parsed.kind != runfleet_schemas::MessageKind::CommandCreate {
+        return None;
+    }
+    let body: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let command_id = body.get("command_id")?.as_str()?.to_owned();
+    Some((parsed.tenant, parsed.run_id?, command_id))
 }

@@ -11,13 +11,17 @@ use runfleet_schemas::{CommandCreate, headers};
 
 use super::{Disposition, Retryable, Shared};
 
-/// Whether `command` is set aside as it arrives.
+/// Whether `command` is set aside as it arrives (not one due later: it
+/// waits for its `not_before` first).
 pub(super) fn diverts(
     shared: &Shared,
     message: &jetstream::Message,
     command: &CommandCreate,
 ) -> bool {
     shared.fair.diverts(command.tenant.as_str())
+        && command
+            .not_before
+            .is_none_or(|due| due <= chrono::Utc::now())
         && message
             .headers
             .as_ref()

@@ -74,7 +74,8 @@ impl Journal {
             .during(CALL, fleet)
     }
 
-    /// The tenants diverted now.
+    /// The tenants diverted now (none while the set is stale: decided
+    /// more than five seconds ago).
     ///
     /// # Errors
     /// [`DbError`] on database failure.
@@ -83,7 +84,11 @@ impl Journal {
         let fleet = || "fair shares".to_owned();
         let conn = self.pool.get().await.during(CALL, fleet)?;
         let rows = conn
-            .query("SELECT tenant FROM fair_tenants", &[])
+            .query(
+                "SELECT f.tenant FROM fair_tenants f, fair_watch w \
+                  WHERE w.measured_at > clock_timestamp() - interval '5 seconds'",
+                &[],
+            )
             .await
             .during(CALL, fleet)?;
         rows.iter()

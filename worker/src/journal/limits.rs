@@ -109,6 +109,30 @@ impl Journal {
             .await
     }
 
+    /// Forgets the wait of a command that was dead-lettered (a released
+    /// copy that could not start: its run never came, say).
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn forget_limited(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        command_id: &str,
+    ) -> Result<(), DbError> {
+        const CALL: &str = "DELETE FROM limited_commands";
+        let subject = || crate::db::command_subject(tenant, run_id, command_id);
+        let conn = self.pool.get().await.during(CALL, subject)?;
+        conn.execute(
+            "DELETE FROM limited_commands \
+              WHERE tenant = $1 AND run_id = $2 AND command_id = $3",
+            &[&tenant, &run_id, &command_id],
+        )
+        .await
+        .during(CALL, subject)?;
+        Ok(())
+    }
+
     /// Looks whether any limit is set (remembered: while none is, pure
     /// commands are settled without looking for one) and returns whether
     /// any command waits on one.

@@ -143,7 +143,7 @@ WITH pending AS (
 )
 SELECT k.key, coalesce(p.n, 0), coalesce(d.n, 0), coalesce(ru.n, 0), coalesce(l.n, 0),
        lim.pattern, lim.max_running, lim.rate_per_second,
-       EXISTS (SELECT 1 FROM fair_tenants f WHERE f.tenant = split_part(k.key, ':', 2))
+       runfleet_fair_diverted(split_part(k.key, ':', 2))
   FROM keys k
   LEFT JOIN pending p ON p.key = k.key
   LEFT JOIN delayed d ON d.key = k.key
