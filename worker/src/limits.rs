@@ -25,11 +25,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream;
-use runfleet_schemas::{MessageKind, Priority, RunId, Tenant, headers, subjects};
 
 use crate::journal::{Journal, Released};
+use crate::publisher::{CommandAgain, publish_command_again};
 use crate::tasks::TaskTree;
 use tokio::sync::Notify;
 
@@ -89,25 +88,16 @@ pub fn start(journal: Journal, js: jetstream::Context, tasks: &TaskTree) -> Rele
 async fn republish(js: &jetstream::Context, released: Vec<Released>) {
     let count = released.len();
     let publishes = released.into_iter().map(|command| async move {
-        let mut header = HeaderMap::new();
-        header.insert(headers::MSG_ID, msg_id(&command).as_str());
-        header.insert(headers::SCHEMA, "command.create");
-        header.insert(
-            headers::WAITING_SINCE,
-            command.first_seen.to_rfc3339().as_str(),
-        );
-        // Identifiers the journal accepted earlier: valid subject tokens.
-        let subject = subjects::at_priority(
-            MessageKind::CommandCreate,
-            &Tenant::new(command.tenant.as_str()).ok()?,
-            &RunId::new(command.run_id.as_str()).ok()?,
-            Priority::of_message(&command.message),
-        );
-        let ack = js
-            .publish_with_headers(subject, header, command.message.into())
-            .await
-            .ok()?;
-        ack.await.ok()
+        let msg_id = msg_id(&command);
+        let again = CommandAgain {
+            tenant: &command.tenant,
+            run_id: &command.run_id,
+            message: command.message.clone().into(),
+            msg_id: &msg_id,
+            waiting_since: Some(command.first_seen),
+            traceparent: None,
+        };
+        publish_command_again(js, again).await.ok()
     });
     let published = futures::future::join_all(publishes)
         .await

@@ -1,5 +1,7 @@
 //! Publishing what the fleet produces (receipts, events, dead letters) with
-//! their deterministic `Nats-Msg-Id`, waiting for every PubAck.
+//! their deterministic `Nats-Msg-Id`, and stored commands again on their
+//! work subjects (released, resumed, woken: [`publish_command_again`]),
+//! waiting for every PubAck.
 //!
 //! A republish after a replay uses the same id, so JetStream keeps one copy.
 
@@ -134,4 +136,65 @@ pub async fn publish_all<M: Routed>(
     try_join_all(messages.iter().map(|m| publish(js, m, traceparent)))
         .await
         .map(|_| ())
+}
+
+/// A stored `command.create` to publish again on its own work subject:
+/// released from a limit or a fair turn, resumed from parking, or woken at
+/// its `not_before`.
+#[derive(Debug, Clone)]
+pub struct CommandAgain<'a> {
+    /// Its tenant (a valid subject token: the journal accepted it).
+    pub tenant: &'a str,
+    /// Its run.
+    pub run_id: &'a str,
+    /// The message, the bytes as delivered (its priority picks the subject).
+    pub message: bytes::Bytes,
+    /// The copy's `Nats-Msg-Id` (one per wait, so JetStream keeps one copy).
+    pub msg_id: &'a str,
+    /// `Runfleet-Waiting-Since`: when the fleet first saw it, if it waited.
+    pub waiting_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// The trace it continues, if known.
+    pub traceparent: Option<&'a str>,
+}
+
+/// Publishes a stored command again on its work subject and waits for the
+/// PubAck.
+///
+/// # Errors
+/// [`PublishError`] when JetStream does not store it (or its tenant or run
+/// is not a valid subject token).
+pub async fn publish_command_again(
+    js: &jetstream::Context,
+    again: CommandAgain<'_>,
+) -> Result<(), PublishError> {
+    use runfleet_schemas::{MessageKind, Priority, RunId, Tenant, subjects};
+    let invalid = |detail: String| PublishError {
+        subject: format!("(run {} of tenant {})", again.run_id, again.tenant),
+        detail,
+    };
+    let subject = subjects::at_priority(
+        MessageKind::CommandCreate,
+        &Tenant::new(again.tenant).map_err(|e| invalid(e.to_string()))?,
+        &RunId::new(again.run_id).map_err(|e| invalid(e.to_string()))?,
+        Priority::of_message(&again.message),
+    );
+    let mut map = HeaderMap::new();
+    map.insert(headers::MSG_ID, again.msg_id);
+    map.insert(headers::SCHEMA, MessageKind::CommandCreate.as_str());
+    if let Some(since) = again.waiting_since {
+        map.insert(headers::WAITING_SINCE, since.to_rfc3339().as_str());
+    }
+    if let Some(traceparent) = again.traceparent {
+        map.insert(headers::TRACEPARENT, traceparent);
+    }
+    let fail = |detail: String| PublishError {
+        subject: subject.clone(),
+        detail,
+    };
+    js.publish_with_headers(subject.clone(), map, again.message)
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(())
 }

@@ -14,13 +14,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use async_nats::jetstream;
 use chrono::Utc;
-use runfleet_schemas::{MessageKind, Priority, RunId, Tenant, headers, subjects};
 use tokio::sync::mpsc;
 
 use crate::journal::{Among, Journal, Parked};
+use crate::publisher::{CommandAgain, publish_command_again};
 use crate::tasks::TaskTree;
 
 /// How often the sweep runs.
@@ -101,26 +100,19 @@ pub fn start(
 /// whose publish was acknowledged (the others stay parked for the sweep).
 async fn republish(journal: &Journal, js: &jetstream::Context, due: Vec<Parked>) {
     let publishes = due.iter().map(|parked| async move {
-        let payload = parked.message.clone();
-        let mut header = HeaderMap::new();
-        header.insert(headers::MSG_ID, msg_id(parked).as_str());
-        header.insert(headers::SCHEMA, "command.create");
-        header.insert(
-            headers::WAITING_SINCE,
-            parked.first_seen.to_rfc3339().as_str(),
-        );
-        // Identifiers the journal accepted earlier: valid subject tokens.
-        let subject = subjects::at_priority(
-            MessageKind::CommandCreate,
-            &Tenant::new(parked.tenant.as_str()).ok()?,
-            &RunId::new(parked.run_id.as_str()).ok()?,
-            Priority::of_message(&parked.message),
-        );
-        let ack = js
-            .publish_with_headers(subject, header, payload.into())
+        let msg_id = msg_id(parked);
+        let again = CommandAgain {
+            tenant: &parked.tenant,
+            run_id: &parked.run_id,
+            message: parked.message.clone().into(),
+            msg_id: &msg_id,
+            waiting_since: Some(parked.first_seen),
+            traceparent: None,
+        };
+        publish_command_again(js, again)
             .await
-            .ok()?;
-        ack.await.ok().map(|_| parked.clone())
+            .ok()
+            .map(|()| parked.clone())
     });
     let published: Vec<Parked> = futures::future::join_all(publishes)
         .await

@@ -22,10 +22,10 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
-use runfleet_schemas::{CommandId, MessageKind, Priority, RunId, Tenant, headers, subjects};
+use runfleet_schemas::{CommandId, RunId, Tenant, headers, subjects};
 
 use crate::journal::{Delayed, Journal};
-use crate::publisher::PublishError;
+use crate::publisher::{CommandAgain, PublishError, publish_command_again};
 use crate::tasks::TaskTree;
 
 /// The durable pull consumer the fleet shares on the wake subjects.
@@ -119,36 +119,22 @@ pub async fn publish_woken(
     delayed: &Delayed,
     traceparent: Option<&str>,
 ) -> Result<(), PublishError> {
-    let (tenant, run_id, command_id) = tokens(delayed)?;
-    let subject = subjects::at_priority(
-        MessageKind::CommandCreate,
-        &tenant,
-        &run_id,
-        Priority::of_message(&delayed.message),
+    let msg_id = format!(
+        "wake:{}:{}:{}:{}",
+        delayed.tenant,
+        delayed.run_id,
+        delayed.command_id,
+        delayed.not_before.timestamp_micros()
     );
-    let mut map = HeaderMap::new();
-    map.insert(
-        headers::MSG_ID,
-        format!(
-            "wake:{tenant}:{run_id}:{command_id}:{}",
-            delayed.not_before.timestamp_micros()
-        )
-        .as_str(),
-    );
-    map.insert(headers::SCHEMA, "command.create");
-    if let Some(traceparent) = traceparent {
-        map.insert(headers::TRACEPARENT, traceparent);
-    }
-    let fail = |detail: String| PublishError {
-        subject: subject.clone(),
-        detail,
+    let again = CommandAgain {
+        tenant: &delayed.tenant,
+        run_id: &delayed.run_id,
+        message: delayed.message.clone().into(),
+        msg_id: &msg_id,
+        waiting_since: None,
+        traceparent,
     };
-    js.publish_with_headers(subject.clone(), map, delayed.message.clone().into())
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(())
+    publish_command_again(js, again).await
 }
 
 /// Starts the wake-up service on `tasks`: pulls wake-ups from `consumer`
