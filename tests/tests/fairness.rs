@@ -79,7 +79,17 @@ async fn a_small_tenant_is_not_kept_behind_a_large_tenants_backlog() {
     // The large tenant's runs exist, then its 20,000 commands are queued
     // faster than the fleet can start them.
     let large = create_runs(&producer, "large", LARGE).await;
-    let workers = stack.workers(&env, 3).await;
+    let port = runfleet_tests::free_ports(1).unwrap()[0];
+    let mut workers = vec![
+        common::worker(
+            &env.clone()
+                .with("RUNFLEET_HTTP_ADDR", format!("127.0.0.1:{port}")),
+            "w1",
+        )
+        .await,
+    ];
+    workers.push(common::worker(&env, "w2").await);
+    workers.push(common::worker(&env, "w3").await);
     let deadline = Instant::now() + Duration::from_secs(60);
     while count(
         &stack,
@@ -143,6 +153,34 @@ async fn a_small_tenant_is_not_kept_behind_a_large_tenants_backlog() {
         "the large tenant is not shown diverted: {:?}",
         stats.keys
     );
+
+    // The key gauges of /metrics (read every 5 s) show its waiting work.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, metrics) = common::http_get(port, "/metrics").await;
+        assert_eq!(status, 200);
+        let limited = metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(r#"runfleet_key_commands{key="tenant:large",state="limited"} "#)
+            })
+            .and_then(|n| n.trim().parse::<i64>().ok());
+        if limited.is_some_and(|n| n > 0)
+            && metrics.contains(r#"runfleet_key_diverted{key="tenant:large"}"#)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the key gauges never showed large's waiting work:\n{}",
+            metrics
+                .lines()
+                .filter(|l| l.contains("runfleet_key_"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // The large tenant's work all completes afterwards, each command once.
     stack

@@ -24,28 +24,6 @@ fn with_password(url: &str, password: &str) -> String {
     url.to_string()
 }
 
-/// `GET path` on `port`: (status code, body).
-async fn get(port: u16, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 fn cli(stack: &Stack, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(binary("runfleet").unwrap())
         .args(args)
@@ -78,8 +56,8 @@ async fn health_metrics_fleet_tools_payload_limits_and_no_credentials_anywhere()
     let producer = stack.producer().await;
 
     // Health before any work.
-    assert_eq!(get(port, "/healthz").await.0, 200);
-    let (status, ready) = get(port, "/readyz").await;
+    assert_eq!(common::http_get(port, "/healthz").await.0, 200);
+    let (status, ready) = common::http_get(port, "/readyz").await;
     let ready: Value = serde_json::from_str(&ready).unwrap();
     assert_eq!(status, 200, "{ready}");
     let names: Vec<&str> = ready["checks"]
@@ -128,7 +106,7 @@ async fn health_metrics_fleet_tools_payload_limits_and_no_credentials_anywhere()
     // Metrics (the message is settled a moment after its receipt is committed).
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
-        let (status, metrics) = get(port, "/metrics").await;
+        let (status, metrics) = common::http_get(port, "/metrics").await;
         assert_eq!(status, 200);
         if metrics.contains("runfleet_in_flight_commands 0") || Instant::now() > deadline {
             break metrics;
@@ -202,7 +180,7 @@ async fn health_metrics_fleet_tools_payload_limits_and_no_credentials_anywhere()
         dump.contains("user = \"worker\"") && dump.contains("password = \""),
         "{dump}"
     );
-    let (_, ready) = get(port, "/readyz").await;
+    let (_, ready) = common::http_get(port, "/readyz").await;
     let stored = stack
         .pg
         .query(

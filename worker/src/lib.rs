@@ -27,6 +27,7 @@ pub mod fuzzing;
 mod handler;
 pub mod http;
 pub mod journal;
+pub mod key_gauges;
 pub mod launcher;
 pub mod limits;
 pub mod metrics;

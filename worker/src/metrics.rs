@@ -23,6 +23,7 @@
 //! | `runfleet_lease_renewal_failures_total` | counter | — |
 //! | `runfleet_journal_commit_seconds` | histogram | — |
 //! | `runfleet_end_to_end_seconds` | histogram | `profile`, `tenant` |
+//! | `runfleet_key_*` (per concurrency key, see [`crate::key_gauges`]) | gauge | `key` (`state`) |
 //!
 //! # Label cardinality
 //!
@@ -150,6 +151,8 @@ pub struct Metrics {
     /// `runfleet_end_to_end_seconds{profile,tenant}`: from the producer's
     /// publish to the receipt.
     end_to_end: Family<CommandLabels, Histogram, HistogramConstructor>,
+    /// The per concurrency key gauges (`runfleet_key_*`).
+    keys: crate::key_gauges::KeyGauges,
 }
 
 impl Default for Metrics {
@@ -241,6 +244,7 @@ impl Metrics {
             Unit::Seconds,
             end_to_end.clone(),
         );
+        let keys = crate::key_gauges::KeyGauges::register(&mut registry);
 
         Self {
             registry: Arc::new(registry),
@@ -256,7 +260,13 @@ impl Metrics {
             lease_renewal_failures,
             journal_commit,
             end_to_end,
+            keys,
         }
+    }
+
+    /// The per concurrency key gauges, refreshed by [`crate::key_gauges::start`].
+    pub fn keys(&self) -> &crate::key_gauges::KeyGauges {
+        &self.keys
     }
 
     /// Counts a command whose execution started.

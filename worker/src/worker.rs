@@ -160,6 +160,7 @@ pub async fn run_with(
             tasks: tasks.clone(),
         });
         http::serve(addr, metrics.clone(), readiness, &tasks).await?;
+        crate::key_gauges::start(pool.clone(), metrics.keys().clone(), &tasks);
     }
     // Registered before the worker says it started, so an operator's first
     // request finds it; a worker that cannot register it runs without it,

@@ -97,6 +97,7 @@ mod endpoint;
 mod error;
 mod events_after;
 mod fleet_stats;
+pub(crate) mod keys;
 mod limits;
 mod run_status;
 mod schedules;
