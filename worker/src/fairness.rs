@@ -169,8 +169,9 @@ async fn backlog_by_tenant(
     js: &jetstream::Context,
     always: bool,
 ) -> Result<Vec<(String, i64)>, async_nats::Error> {
-    let mut stream = js.get_stream(subjects::WORK_STREAM).await?;
-    if !always && i64::try_from(stream.info().await?.state.messages).unwrap_or(i64::MAX) < SHARE {
+    let stream = js.get_stream(subjects::WORK_STREAM).await?;
+    // `get_stream` just fetched its info: no second request for the count.
+    if !always && i64::try_from(stream.cached_info().state.messages).unwrap_or(i64::MAX) < SHARE {
         return Ok(Vec::new());
     }
     let mut counts: HashMap<String, i64> = HashMap::new();
