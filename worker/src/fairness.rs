@@ -22,7 +22,7 @@
 //! or not: a backlog set aside goes back a window at a time); a released
 //! copy is not set aside on arrival. The small tenants' work therefore
 //! waits behind at most a window of each large tenant's, and large tenants
-//! share the fleet evenly. A diverted set decided more than five seconds
+//! get the same window each. A diverted set decided more than five seconds
 //! ago diverts nobody.
 
 use std::collections::{HashMap, HashSet};
