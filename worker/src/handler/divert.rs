@@ -34,6 +34,20 @@ pub(super) async fn divert(
     message: &jetstream::Message,
     command: &CommandCreate,
 ) -> Result<Disposition, Retryable> {
+    let key = format!("tenant:{}", command.tenant);
+    tracing::debug!("diverted: waits for its tenant's fair turn");
+    wait_in_limited(shared, command, &key, &message.payload).await
+}
+
+/// Records `command` in `limited_commands` under `key` with its bytes
+/// (`payload`), counts it, and wakes the releaser: its message can be
+/// acknowledged. The one way a command waits on a limit or a fair turn.
+pub(super) async fn wait_in_limited(
+    shared: &Shared,
+    command: &CommandCreate,
+    key: &str,
+    payload: &[u8],
+) -> Result<Disposition, Retryable> {
     let tenant = command.tenant.as_str();
     shared
         .journal
@@ -42,12 +56,11 @@ pub(super) async fn divert(
             command.run_id.as_str(),
             command.command_id.as_str(),
             i64::try_from(command.seq).unwrap_or(i64::MAX),
-            &format!("tenant:{tenant}"),
-            &message.payload,
+            key,
+            payload,
         )
         .await?;
     shared.metrics.command_limited(tenant);
     shared.releaser.command_waits();
-    tracing::debug!("diverted: waits for its tenant's fair turn");
     Ok(Disposition::Ack)
 }

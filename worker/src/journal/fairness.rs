@@ -85,8 +85,7 @@ impl Journal {
         let conn = self.pool.get().await.during(CALL, fleet)?;
         let rows = conn
             .query(
-                "SELECT f.tenant FROM fair_tenants f, fair_watch w \
-                  WHERE w.measured_at > clock_timestamp() - interval '5 seconds'",
+                "SELECT tenant FROM fair_tenants WHERE runfleet_fair_diverted(tenant)",
                 &[],
             )
             .await

@@ -120,23 +120,14 @@ impl Turn<'_> {
     /// waits in `limited_commands`, its message acknowledged, until the
     /// releaser ([`crate::limits`]) publishes it again.
     pub(super) async fn limited(&self, key: String) -> Result<Disposition, Retryable> {
-        self.shared
-            .journal
-            .limit(
-                self.command.tenant.as_str(),
-                self.command.run_id.as_str(),
-                self.command.command_id.as_str(),
-                i64::try_from(self.command.seq).unwrap_or(i64::MAX),
-                &key,
-                &self.message.payload,
-            )
-            .await?;
-        self.shared
-            .metrics
-            .command_limited(self.command.tenant.as_str());
-        self.shared.releaser.command_waits();
         tracing::debug!(key = %key, "limited: waits until its key has room");
-        Ok(Disposition::Ack)
+        crate::handler::divert::wait_in_limited(
+            self.shared,
+            &self.command,
+            &key,
+            &self.message.payload,
+        )
+        .await
     }
 
     /// Gives the claim up early, so the next delivery need not wait for the lease.
