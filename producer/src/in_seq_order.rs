@@ -154,6 +154,7 @@ mod tests {
             run_id: RunId::new("run-1").unwrap(),
             command_id: None,
             seq,
+            attempt: None,
             at: chrono::Utc::now(),
             body: EventBody::Phase {
                 name: format!("phase {seq}"),

@@ -3,7 +3,10 @@
 //! Published on `runfleet.evt.<tenant>.<run_id>` with `Nats-Msg-Id` =
 //! `event:<run_id>:<seq>`. `seq` is per run, starts at 1 and has no gaps;
 //! the log in PostgreSQL is the authority, the events stream a bounded copy
-//! for live followers.
+//! for live followers. A command's events are appended while it executes
+//! (in batches about every 100 ms), each marked with its `attempt`: an
+//! attempt that ends without a receipt leaves its events in the log, and the
+//! receipt's `events` range names the seqs of the attempt that counted.
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -40,6 +43,12 @@ pub struct Event {
     /// Position in the run's log: starts at 1, increases by 1.
     #[schemars(range(min = 1))]
     pub seq: u64,
+    /// The delivery of the command that produced it (absent for run-level
+    /// events): events of an attempt that ended without a receipt stay in
+    /// the log; the receipt's `events` range names the attempt that counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub attempt: Option<u64>,
     /// When it happened.
     pub at: DateTime<Utc>,
     /// What happened.

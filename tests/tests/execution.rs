@@ -7,39 +7,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Stack, payload, tail, worker};
+use common::{Stack, payload, profile, tail, with_profiles, worker};
 use runfleet_producer::{Producer, new_cancel, new_command, new_run};
 use runfleet_schemas::{CommandCreate, CommandKind, ResourceBundle, RunCreate, SessionId};
-use runfleet_tests::{TestWorker, WorkerEnv, workspace_root};
+use runfleet_tests::TestWorker;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn program(name: &str) -> String {
-    workspace_root()
-        .join("tests/programs")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-/// A `[profiles.<name>]` table running `tests/programs/<script>` with `extra` keys.
-fn profile(name: &str, script: &str, extra: &str) -> String {
-    format!(
-        "[profiles.{name}]\nkind = \"process\"\nprogram = \"/usr/bin/python3\"\nargs = [{:?}]\n{extra}\n",
-        program(script)
-    )
-}
-
-/// Worker settings serving the given profiles (a config file kept alive by the handle).
-fn with_profiles(env: &WorkerEnv, tables: &[String]) -> (WorkerEnv, tempfile::NamedTempFile) {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), tables.join("\n")).unwrap();
-    let env = env
-        .clone()
-        .with("RUNFLEET_CONFIG", file.path().display().to_string());
-    (env, file)
-}
 
 fn run_for(profile: &str) -> RunCreate {
     new_run("acme", "tests", profile).unwrap()

@@ -45,6 +45,7 @@ fn event(tenant: &Tenant, run_id: &RunId) -> Event {
         run_id: run_id.clone(),
         command_id: None,
         seq: 1,
+        attempt: None,
         at: chrono::Utc::now(),
         body: EventBody::Phase {
             name: format!("secret phase of {tenant}"),

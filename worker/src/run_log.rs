@@ -36,6 +36,7 @@ impl RunLog {
             run_id: run,
             command_id: None,
             seq: 1,
+            attempt: None,
             at: Utc::now(),
             body,
         };

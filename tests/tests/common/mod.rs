@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use runfleet_producer::{Producer, new_command, new_run};
 use runfleet_schemas::{CommandCreate, CommandKind, RunCreate};
-use runfleet_tests::{TestDb, TestNats, TestWorker, WorkerEnv};
+use runfleet_tests::{TestDb, TestNats, TestWorker, WorkerEnv, workspace_root};
 use serde_json::{Map, Value, json};
 
 /// A NATS server, a database, and the environment workers get.
@@ -295,4 +295,31 @@ pub async fn http_get(port: u16, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// The path of `tests/programs/<name>`.
+pub fn program(name: &str) -> String {
+    workspace_root()
+        .join("tests/programs")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A `[profiles.<name>]` table running `tests/programs/<script>` with `extra` keys.
+pub fn profile(name: &str, script: &str, extra: &str) -> String {
+    format!(
+        "[profiles.{name}]\nkind = \"process\"\nprogram = \"/usr/bin/python3\"\nargs = [{:?}]\n{extra}\n",
+        program(script)
+    )
+}
+
+/// Worker settings serving the given profiles (a config file kept alive by the handle).
+pub fn with_profiles(env: &WorkerEnv, tables: &[String]) -> (WorkerEnv, tempfile::NamedTempFile) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), tables.join("\n")).unwrap();
+    let env = env
+        .clone()
+        .with("RUNFLEET_CONFIG", file.path().display().to_string());
+    (env, file)
 }

@@ -7,6 +7,7 @@
 //! after which the message is dead-lettered. Nothing is acked before its
 //! outcome is committed in PostgreSQL.
 
+mod attempt_log;
 mod breadcrumbs;
 mod command;
 pub(crate) mod control;

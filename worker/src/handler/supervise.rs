@@ -1,5 +1,6 @@
 //! Supervising one execution: the backend runs while the supervisor keeps
-//! the lease, gathers its events and watches it.
+//! the lease, gathers its events (appending them to the run's log as they
+//! come, [`AttemptLog`]) and watches it.
 //!
 //! Watchdogs, each ending the command with its own failure kind:
 //! - the command's own `timeout_ms` → `timed-out`;
@@ -25,6 +26,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::attempt_log::{AttemptLog, Superseded};
 use super::breadcrumbs::Breadcrumbs;
 use super::event_text::scrubbed;
 use crate::backend::{BackendError, Signal};
@@ -44,6 +46,10 @@ pub(crate) struct Supervision<'a> {
     pub command: &'a CommandCreate,
     pub message: &'a jetstream::Message,
     pub journal: &'a Journal,
+    /// Where live events are published.
+    pub jetstream: &'a jetstream::Context,
+    /// The trace the command continues, if any.
+    pub traceparent: Option<&'a str>,
     /// Counts lease renewals.
     pub metrics: &'a crate::metrics::Metrics,
     /// Scrubs events as they arrive (before they are cut or summarized).
@@ -66,8 +72,8 @@ pub(crate) struct Supervision<'a> {
 pub(crate) struct Supervised {
     /// The output, or why there is none.
     pub outcome: Result<Value, Stop>,
-    /// The events it produced, in order (capped).
-    pub events: Vec<EventBody>,
+    /// The attempt's events (capped): stored as they came, the rest for the commit.
+    pub log: AttemptLog,
     /// What it spent, per currency.
     pub cost: BTreeMap<String, f64>,
 }
@@ -89,9 +95,11 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Runs `execution` (the backend's, with `received` its signals and `stop`
-/// its wind-down request) under supervision until it ends or a watchdog stops it.
+/// its wind-down request) under supervision until it ends or a watchdog
+/// stops it; its events go to `log`.
 pub(crate) async fn supervise(
     s: Supervision<'_>,
+    mut log: AttemptLog,
     execution: impl Future<Output = Result<Value, BackendError>>,
     mut received: mpsc::UnboundedReceiver<Signal>,
     stop_backend: CancellationToken,
@@ -103,7 +111,7 @@ pub(crate) async fn supervise(
     let timeout_at = timeout.and_then(|t| start.checked_add(t));
     let max_duration_at = s.profile.max_duration.and_then(|t| start.checked_add(t));
     let mut crumbs = Breadcrumbs::new();
-    let mut events = Vec::new();
+    let mut kept = 0usize;
     let mut kept_bytes = 0usize;
     let mut dropped = 0u64;
     let mut cost: BTreeMap<String, f64> = BTreeMap::new();
@@ -113,7 +121,7 @@ pub(crate) async fn supervise(
 
     let mut keep = |body: EventBody,
                     crumbs: &mut Breadcrumbs,
-                    events: &mut Vec<EventBody>,
+                    log: &mut AttemptLog,
                     cost: &mut BTreeMap<String, f64>|
      -> Option<String> {
         let body = scrubbed(s.redactor, body);
@@ -136,10 +144,10 @@ pub(crate) async fn supervise(
             }
         }
         let size = serde_json::to_string(&body).map_or(0, |t| t.len());
-        if events.len() < MAX_EVENTS_PER_COMMAND && kept_bytes + size <= MAX_EVENT_BYTES_PER_COMMAND
-        {
+        if kept < MAX_EVENTS_PER_COMMAND && kept_bytes + size <= MAX_EVENT_BYTES_PER_COMMAND {
+            kept += 1;
             kept_bytes += size;
-            events.push(body);
+            log.push(body);
         } else {
             dropped += 1;
         }
@@ -153,9 +161,14 @@ pub(crate) async fn supervise(
             .and_then(|t| crumbs.last_activity.checked_add(t));
         tokio::select! {
             biased;
+            () = sleep_until(log.due()) => {
+                if log.flush(s.journal, s.jetstream, s.traceparent).await == Err(Superseded) {
+                    break Err(superseded(&crumbs));
+                }
+            }
             signal = received.recv() => match signal {
                 Some(Signal::Event(body)) => {
-                    if let Some(why) = keep(body, &mut crumbs, &mut events, &mut cost) {
+                    if let Some(why) = keep(body, &mut crumbs, &mut log, &mut cost) {
                         break Err(Stop::Failed(BackendError::new(FailureKind::BudgetExhausted, why)));
                     }
                 }
@@ -198,12 +211,7 @@ pub(crate) async fn supervise(
                     s.metrics.lease_renewed();
                     missed = 0;
                 }
-                Ok(Renewal::Lost) => {
-                    break Err(Stop::Failed(BackendError::new(
-                        FailureKind::HeartbeatLost,
-                        format!("the run was claimed by another worker (newer fencing token) {}", crumbs.describe()),
-                    )));
-                }
+                Ok(Renewal::Lost) => break Err(superseded(&crumbs)),
                 Ok(Renewal::Cancelled) => {
                     break Err(Stop::Failed(BackendError::new(
                         FailureKind::Cancelled,
@@ -236,7 +244,7 @@ pub(crate) async fn supervise(
                     tokio::select! {
                         _ = &mut execution => return,
                         signal = received.recv() => if let Some(Signal::Event(body)) = signal {
-                            keep(body, &mut crumbs, &mut events, &mut cost);
+                            keep(body, &mut crumbs, &mut log, &mut cost);
                         },
                     }
                 }
@@ -253,11 +261,11 @@ pub(crate) async fn supervise(
     };
     while let Ok(signal) = received.try_recv() {
         if let Signal::Event(body) = signal {
-            keep(body, &mut crumbs, &mut events, &mut cost);
+            keep(body, &mut crumbs, &mut log, &mut cost);
         }
     }
     if dropped > 0 {
-        events.push(EventBody::Error {
+        log.push(EventBody::Error {
             message: format!(
                 "{dropped} further events were dropped (at most {MAX_EVENTS_PER_COMMAND} events or {} MiB per command)",
                 MAX_EVENT_BYTES_PER_COMMAND >> 20
@@ -265,11 +273,18 @@ pub(crate) async fn supervise(
             failure_kind: None,
         });
     }
-    Supervised {
-        outcome,
-        events,
-        cost,
-    }
+    Supervised { outcome, log, cost }
+}
+
+/// The claim was superseded: a newer claim of the run owns it now.
+fn superseded(crumbs: &Breadcrumbs) -> Stop {
+    Stop::Failed(BackendError::new(
+        FailureKind::HeartbeatLost,
+        format!(
+            "the run was claimed by another worker (newer fencing token) {}",
+            crumbs.describe()
+        ),
+    ))
 }
 
 /// Why a heartbeat did not renew the lease (it is tried again at the next).

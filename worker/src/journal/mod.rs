@@ -25,7 +25,9 @@ mod fairness;
 pub use fairness::{Diverted, FairShare};
 mod lease;
 mod limits;
+mod live_events;
 pub use limits::Released;
+pub use live_events::Appended;
 mod parking;
 mod receipts;
 mod schedules;
@@ -58,7 +60,7 @@ use self::settle::{SettleOp, SettleRequest};
 use crate::db::{DbError, Pool};
 
 /// The batched statements every journal connection prepares once.
-const BATCH_STATEMENTS: [&str; 7] = [
+const BATCH_STATEMENTS: [&str; 8] = [
     begin::SQL,
     complete::SQL,
     settle::SQL,
@@ -66,6 +68,7 @@ const BATCH_STATEMENTS: [&str; 7] = [
     settle::PER_COMMAND_SQL,
     create_run::SQL,
     limits::SQL,
+    live_events::SQL,
 ];
 
 /// A command as the journal records it: identity, order, idempotency, and
@@ -262,6 +265,8 @@ pub struct Journal {
     creates: Batcher<CreateRunOp>,
     /// Batched records of limited (and diverted) commands.
     limiteds: Batcher<limits::LimitOp>,
+    /// Batched appends of live events.
+    appends: Batcher<live_events::AppendOp>,
     /// Whether a concurrency limit may be set (until the releaser has
     /// looked, and while one is).
     limits: Arc<AtomicBool>,
@@ -307,7 +312,8 @@ impl Journal {
             completes: Batcher::start(connections.clone()),
             settles: Batcher::start(connections.clone()),
             creates: Batcher::start(connections.clone()),
-            limiteds: Batcher::start(connections),
+            limiteds: Batcher::start(connections.clone()),
+            appends: Batcher::start(connections),
             limits: Arc::new(AtomicBool::new(true)),
             pool,
         }

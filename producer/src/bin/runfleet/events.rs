@@ -15,8 +15,12 @@ pub(crate) async fn run(cli: &Cli, args: &EventsArgs) -> anyhow::Result<ExitCode
     let producer = connect(cli).await?;
     let show = |event: &Event| {
         print::report(cli, event, || {
+            // `a<n>`: the command's attempt (an earlier one ended without a receipt).
+            let attempt = event
+                .attempt
+                .map_or_else(|| "-".to_owned(), |a| format!("a{a}"));
             format!(
-                "{:>5}  {}  {}",
+                "{:>5}  {}  {attempt:>3}  {}",
                 event.seq,
                 event.at.format("%H:%M:%S%.3f"),
                 serde_json::to_string(&event.body).unwrap_or_default()

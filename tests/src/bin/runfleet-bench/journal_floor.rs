@@ -118,6 +118,7 @@ fn outcome(command: &CommandCreate) -> anyhow::Result<(bytes::Bytes, bytes::Byte
         run_id: command.run_id.clone(),
         command_id: Some(command.command_id.clone()),
         seq: 1,
+        attempt: Some(1),
         at: now,
         body,
     };

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use runfleet_schemas::{
-    EventBody, EventRange, Failure, MAX_RECEIPT_OUTPUT_BYTES, Receipt, Routed,
-    TerminalCommandStatus,
+    EventBody, Failure, MAX_RECEIPT_OUTPUT_BYTES, Receipt, Routed, TerminalCommandStatus,
 };
 use serde_json::Value;
 
@@ -19,7 +18,8 @@ use crate::journal::Complete;
 use crate::publisher::{publish_all_bytes, publish_bytes, serialize_all};
 
 impl Turn<'_> {
-    /// The fenced commit of events and receipt, then publish, then ack.
+    /// The fenced commit of the attempt's events not stored yet and its
+    /// receipt, then publish, then ack.
     pub(super) async fn commit(
         &self,
         claim: &Claim,
@@ -28,11 +28,11 @@ impl Turn<'_> {
     ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let token = claim.token;
-        let next_event_seq = claim.next_event_seq;
         let redactor = &shared.redactor;
         let Ending {
             output,
             failure,
+            log,
             events: bodies,
             run_change,
             budget_remaining,
@@ -48,22 +48,21 @@ impl Turn<'_> {
             redactor.redact_value(&mut output);
             output
         });
-        let mut bodies = bodies;
-        bodies.push(EventBody::TerminalStatus {
+        let mut log = log.unwrap_or_else(|| self.attempt_log(claim));
+        for body in bodies {
+            log.push(body);
+        }
+        log.push(EventBody::TerminalStatus {
             status,
             failure_kind: failure.as_ref().map(|f| f.kind),
         });
-        let first_seq = u64::try_from(next_event_seq).unwrap_or(1).max(1);
-        let events = self.events(bodies, first_seq);
-        let range = EventRange {
-            first_seq,
-            last_seq: first_seq + events.len() as u64 - 1,
-        };
+        let range = log.range();
+        let (events, unpublished) = log.into_rest();
         let mut receipt = self.receipt(
             status,
             failure,
             output,
-            Some(range),
+            range,
             u64::try_from(token).unwrap_or(0),
             Some(started_at),
         );
@@ -82,7 +81,10 @@ impl Turn<'_> {
                 self.count_outcome(&receipt, committing.elapsed());
                 let publishing = Instant::now();
                 let traceparent = self.traceparent.as_deref();
+                // Stored earlier, their publish failed: published with the rest.
+                let (earlier, _) = serialize_all(&unpublished).map_err(serialization)?;
                 tokio::try_join!(
+                    publish_all_bytes(&shared.jetstream, &unpublished, &earlier, traceparent),
                     publish_all_bytes(&shared.jetstream, &events, &event_bytes, traceparent),
                     publish_bytes(
                         &shared.jetstream,

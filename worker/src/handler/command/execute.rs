@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::Turn;
 use crate::backend::{BackendError, ExecutionContext, RunInfo, StepJournal};
+use crate::handler::attempt_log::AttemptLog;
 use crate::handler::event_text::scrubbed;
 use crate::handler::supervise::{Stop, Supervision, supervise};
 use crate::handler::{Disposition, Retryable, attempt_i64, dead_letter};
@@ -37,7 +38,7 @@ impl Turn<'_> {
                 claim.executions - 1,
                 shared.max_attempts()
             );
-            return self.give_up(&claim, started_at, why).await;
+            return self.give_up(&claim, started_at, why, None).await;
         }
         if claim.executions == 1
             && let Some(why) = self.past_schedule_to_start()
@@ -120,6 +121,8 @@ impl Turn<'_> {
             command: &self.command,
             message: self.message,
             journal: &shared.journal,
+            jetstream: &shared.jetstream,
+            traceparent: self.traceparent.as_deref(),
             metrics: &shared.metrics,
             redactor: &shared.redactor,
             profile,
@@ -147,11 +150,11 @@ impl Turn<'_> {
             self.prepare_workdir(&run, &ctx).await?;
             backend.execute(&self.command, &ctx).await
         };
-        let supervised = supervise(supervision, execution, received, stop).await;
+        let log = self.attempt_log(&claim);
+        let supervised = supervise(supervision, log, execution, received, stop).await;
         drop(cancel);
 
-        let mut events = pre_events;
-        events.extend(supervised.events);
+        let mut log = supervised.log;
         let mut run_change = RunChange::default();
         let mut budget_remaining = BTreeMap::new();
         if !supervised.cost.is_empty() || !run.budgets.is_empty() {
@@ -171,12 +174,14 @@ impl Turn<'_> {
         let mut ending = match supervised.outcome {
             Ok(output) => Ending::completed(output),
             Err(Stop::Aborted) => {
+                self.end_attempt(log, "handed back: the worker is shutting down", None)
+                    .await;
                 self.release(claim.token).await;
                 return Ok(Disposition::Nak(None));
             }
             Err(Stop::Failed(failure)) => {
                 if failure.kind == FailureKind::BudgetExhausted {
-                    events.push(scrubbed(
+                    log.push(scrubbed(
                         &shared.redactor,
                         EventBody::Error {
                             message: failure.message.clone(),
@@ -188,12 +193,14 @@ impl Turn<'_> {
                     run_change.reason = Some(failure.message.clone());
                 }
                 if failure.kind.retry() == Retry::Retryable {
-                    return self.retry_or_give_up(&claim, started_at, failure).await;
+                    return self
+                        .retry_or_give_up(&claim, started_at, failure, Some(log))
+                        .await;
                 }
                 Ending::failed(failure)
             }
         };
-        ending.events = events;
+        ending.log = Some(log);
         ending.run_change = run_change;
         ending.budget_remaining = budget_remaining;
         self.commit(&claim, started_at, ending).await
@@ -202,17 +209,23 @@ impl Turn<'_> {
     /// A retryable failure: NAK for another delivery, or, once the command
     /// has been executed `max_attempts` times (or at JetStream's delivery
     /// backstop), a failed receipt and a dead letter ([`Turn::give_up`]).
+    /// `log` holds the attempt's events, if it executed.
     pub(super) async fn retry_or_give_up(
         &self,
         claim: &Claim,
         started_at: DateTime<Utc>,
         failure: BackendError,
+        log: Option<AttemptLog>,
     ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let failure = BackendError::new(failure.kind, shared.redactor.redact(&failure.message));
         if claim.executions < shared.max_attempts() && self.delivery.attempt < shared.max_deliver()
         {
             tracing::warn!(failure = %failure, "retryable failure");
+            if let Some(log) = log {
+                let why = format!("failed, to be retried: {failure}");
+                self.end_attempt(log, &why, Some(failure.kind)).await;
+            }
             if failure.kind != FailureKind::HeartbeatLost {
                 self.release(claim.token).await;
             }
@@ -223,7 +236,38 @@ impl Turn<'_> {
             "gave up after {} executions; last failure: {failure}",
             claim.executions
         );
-        self.give_up(claim, started_at, why).await
+        self.give_up(claim, started_at, why, log).await
+    }
+
+    /// An attempt that ends without a receipt: a last event says why, and
+    /// its events not stored yet are stored and published (best effort;
+    /// nothing when the claim was superseded).
+    async fn end_attempt(&self, mut log: AttemptLog, why: &str, kind: Option<FailureKind>) {
+        let shared = self.shared;
+        log.push(scrubbed(
+            &shared.redactor,
+            EventBody::Error {
+                message: format!("attempt {} {why}", self.delivery.attempt),
+                failure_kind: kind,
+            },
+        ));
+        if log
+            .flush(
+                &shared.journal,
+                &shared.jetstream,
+                self.traceparent.as_deref(),
+            )
+            .await
+            .is_err()
+        {
+            tracing::info!("the claim was superseded; the attempt's last events were not stored");
+        }
+    }
+
+    /// This attempt's event log under `claim`, numbered from where the claim found the run's.
+    pub(super) fn attempt_log(&self, claim: &Claim) -> AttemptLog {
+        let first_seq = u64::try_from(claim.next_event_seq).unwrap_or(1);
+        AttemptLog::new(&self.command, self.delivery.attempt, claim.token, first_seq)
     }
 
     /// The command's budget is spent: a failed receipt (`max-deliveries`,
@@ -233,13 +277,14 @@ impl Turn<'_> {
         claim: &Claim,
         started_at: DateTime<Utc>,
         why: String,
+        log: Option<AttemptLog>,
     ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let failure = BackendError::new(FailureKind::MaxDeliveries, why);
         let message = failure.message.clone();
-        let disposition = self
-            .commit(claim, started_at, Ending::failed(failure))
-            .await?;
+        let mut ending = Ending::failed(failure);
+        ending.log = log;
+        let disposition = self.commit(claim, started_at, ending).await?;
         if disposition != Disposition::Ack {
             return Ok(disposition);
         }
@@ -364,6 +409,9 @@ pub(super) struct Claim {
 pub(super) struct Ending {
     pub(super) output: Option<Value>,
     pub(super) failure: Option<BackendError>,
+    /// The attempt's events so far (a fresh log from the claim when it has none).
+    pub(super) log: Option<AttemptLog>,
+    /// Events to add (redacted and bounded) before the terminal one.
     pub(super) events: Vec<EventBody>,
     pub(super) run_change: RunChange,
     pub(super) budget_remaining: BTreeMap<String, f64>,
@@ -374,6 +422,7 @@ impl Ending {
         Ending {
             output: Some(output),
             failure: None,
+            log: None,
             events: Vec::new(),
             run_change: RunChange::default(),
             budget_remaining: BTreeMap::new(),
@@ -384,6 +433,7 @@ impl Ending {
         Ending {
             output: None,
             failure: Some(failure),
+            log: None,
             events: Vec::new(),
             run_change: RunChange::default(),
             budget_remaining: BTreeMap::new(),

@@ -299,6 +299,7 @@ impl Turn<'_> {
                 run_id: self.command.run_id.clone(),
                 command_id: Some(self.command.command_id.clone()),
                 seq,
+                attempt: Some(self.delivery.attempt),
                 at: Utc::now(),
                 // Every body was redacted (and bounded) where it was made.
                 body,
