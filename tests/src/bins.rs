@@ -28,7 +28,7 @@ pub fn binary(name: &str) -> Result<PathBuf, FixtureError> {
                     "-p",
                     "runfleet-worker",
                     "-p",
-                    "runfleet-producer",
+                    "runfleet-cli",
                 ])
                 .output()
                 .map_err(|err| err.to_string())?;
