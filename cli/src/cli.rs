@@ -77,6 +77,20 @@ pub(crate) enum Cmd {
     Validate(ValidateArgs),
     /// Validate a run.create, command.create or control.cancel message and publish it.
     Publish(PublishArgs),
+    /// Serve the web console: the fleet, runs, events (live), dead letters
+    /// and sessions in a browser, with cancel and re-drive.
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConsoleArgs {
+    /// Where to listen. Anything but loopback needs RUNFLEET_CONSOLE_TOKEN
+    /// (16+ characters; operators log in with it).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// Hide and refuse the actions (cancel, re-drive).
+    #[arg(long)]
+    pub(crate) read_only: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@
 //! runfleet session show --tenant acme <session-id>
 //! runfleet fleet [--watch]                # workers, in-flight, counts, dead-letter depth
 //! runfleet dlq list [--tenant acme] | show <id> | redrive <id>
+//! runfleet console [--listen 127.0.0.1:8080] [--read-only]   # the web console
 //! runfleet validate message.json          # check a message against the contract
 //! runfleet publish message.json           # validate, then publish on its subject
 //! ```
@@ -28,6 +29,7 @@ mod cancel;
 mod cli;
 mod cli_scheduling;
 mod command_send;
+mod console;
 mod dlq;
 mod events;
 mod fleet;
@@ -99,6 +101,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Cmd::Schedule(command) => schedule::run(cli, command).await,
         Cmd::Limit(command) => limit::run(cli, command).await,
         Cmd::Status(args) => status::run(cli, args).await,
+        Cmd::Console(args) => console::run(cli, args).await,
     }
 }
 

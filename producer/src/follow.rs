@@ -97,6 +97,36 @@ pub async fn receipts(
     .await
 }
 
+/// Every tenant's receipts stored since `since`, in stream order, then live
+/// (what the web console's throughput and latency charts read).
+///
+/// # Errors
+/// [`ProducerError::Read`] when the receipts stream cannot be read.
+pub async fn receipts_since(
+    js: &jetstream::Context,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<impl Stream<Item = Result<Receipt, ProducerError>> + use<>, ProducerError> {
+    let subject = format!(
+        "{}.{}.>",
+        subjects::PREFIX,
+        subjects::family(runfleet_schemas::MessageKind::Receipt)
+    );
+    let start = consumer::DeliverPolicy::ByStartTime {
+        start_time: time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(since.timestamp_micros()) * 1_000,
+        )
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+    };
+    let messages = ordered_messages_from(js, subjects::RECEIPT_STREAM, &subject, start).await?;
+    Ok(messages.map(move |message| {
+        let message = message.map_err(|e| ProducerError::Read {
+            what: subject.clone(),
+            detail: e.to_string(),
+        })?;
+        decode::<Receipt>(&message.payload).map_err(ProducerError::from)
+    }))
+}
+
 /// The events of a run with `seq >= from_seq`, in seq order, each once,
 /// stored ones first, then live. A missing seq that the follower has waited
 /// [`GAP_WAIT`] for, with a later one held, is skipped (it expired from the

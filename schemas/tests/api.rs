@@ -84,6 +84,7 @@ fn every_endpoint_round_trips_through_its_schemas() {
             next_seq: 2,
             spent: json!({"usd": 0.5}),
             budgets: json!({}),
+            spec: json!({"schema": "run.create"}),
             created_at: at,
             updated_at: at,
             lease_holder: None,

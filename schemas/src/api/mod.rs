@@ -31,10 +31,12 @@
 //! | `limit.set` | [`LimitSetRequest`] | [`LimitAnswer`] |
 //! | `limit.list` | [`LimitListRequest`] | [`LimitList`] |
 //! | `limit.delete` | [`LimitDeleteRequest`] | [`LimitAnswer`] |
+//! | `runs.list` | [`RunListRequest`] | [`RunList`] |
 
 mod limits;
 mod requests;
 mod responses;
+mod runs;
 mod schedules;
 
 pub use limits::{
@@ -49,6 +51,7 @@ pub use responses::{
     CommandAnswer, CommandSummary, DeadLetterCounts, DeadLetterList, DeadLetterShown,
     DeadLetterSummary, EventsPage, FleetStats, Redriven, RunStatusAnswer, WorkerSummary,
 };
+pub use runs::{MAX_RUNS_PAGE, RUN_STATUSES, RunList, RunListRequest, RunSummary};
 pub use schedules::{
     CatchUp, ScheduleAction, ScheduleAnswer, ScheduleCreateRequest, ScheduleList,
     ScheduleListRequest, ScheduleUpdateRequest,
@@ -170,6 +173,7 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value, serde_json::Value)> {
         pair::<LimitSetRequest>(),
         pair::<LimitListRequest>(),
         pair::<LimitDeleteRequest>(),
+        pair::<RunListRequest>(),
     ]
 }
 

@@ -52,6 +52,10 @@ pub struct RunStatusAnswer {
     pub spent: Value,
     /// Its budgets, from its `run.create` (`{}` when none).
     pub budgets: Value,
+    /// Its `run.create` message as accepted (`null` from a worker older
+    /// than this field).
+    #[serde(default)]
+    pub spec: Value,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.

@@ -4,14 +4,15 @@
 use runfleet_schemas::api::{
     ApiRequest, CommandGetRequest, DlqListRequest, DlqRedriveRequest, DlqShowRequest,
     EventsAfterRequest, FleetStatsRequest, LimitDeleteRequest, LimitListRequest, LimitSetRequest,
-    RunStatusRequest, ScheduleCreateRequest, ScheduleListRequest, ScheduleUpdateRequest,
+    RunListRequest, RunStatusRequest, ScheduleCreateRequest, ScheduleListRequest,
+    ScheduleUpdateRequest,
 };
 
 #[cfg(doc)]
 use super::API_PREFIX;
 
 /// Every endpoint, as its subject below [`API_PREFIX`].
-pub const ENDPOINTS: [&str; 13] = [
+pub const ENDPOINTS: [&str; 14] = [
     RunStatusRequest::ENDPOINT,
     CommandGetRequest::ENDPOINT,
     EventsAfterRequest::ENDPOINT,
@@ -25,6 +26,7 @@ pub const ENDPOINTS: [&str; 13] = [
     LimitSetRequest::ENDPOINT,
     LimitListRequest::ENDPOINT,
     LimitDeleteRequest::ENDPOINT,
+    RunListRequest::ENDPOINT,
 ];
 
 /// The endpoints, dispatched on by [`Api::dispatch`].
@@ -56,11 +58,13 @@ pub(super) enum Endpoint {
     LimitList,
     /// `limit.delete`
     LimitDelete,
+    /// `runs.list`
+    RunsList,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order of [`ENDPOINTS`].
-    pub(super) const ALL: [Endpoint; 13] = [
+    pub(super) const ALL: [Endpoint; 14] = [
         Endpoint::RunStatus,
         Endpoint::CommandGet,
         Endpoint::EventsAfter,
@@ -74,6 +78,7 @@ impl Endpoint {
         Endpoint::LimitSet,
         Endpoint::LimitList,
         Endpoint::LimitDelete,
+        Endpoint::RunsList,
     ];
 
     /// The subject below [`API_PREFIX`].
@@ -92,6 +97,7 @@ impl Endpoint {
             Endpoint::LimitSet => ENDPOINTS[10],
             Endpoint::LimitList => ENDPOINTS[11],
             Endpoint::LimitDelete => ENDPOINTS[12],
+            Endpoint::RunsList => ENDPOINTS[13],
         }
     }
 
@@ -111,6 +117,7 @@ impl Endpoint {
             Endpoint::LimitSet => "limit-set",
             Endpoint::LimitList => "limit-list",
             Endpoint::LimitDelete => "limit-delete",
+            Endpoint::RunsList => "runs-list",
         }
     }
 }

@@ -100,6 +100,7 @@ mod fleet_stats;
 pub(crate) mod keys;
 mod limits;
 mod run_status;
+pub mod runs_list;
 mod schedules;
 pub mod sessions;
 
@@ -304,6 +305,7 @@ impl Api {
             Endpoint::LimitSet => self.encode(&self.limit_set(read(body)?).await?),
             Endpoint::LimitList => self.encode(&self.limit_list(read(body)?).await?),
             Endpoint::LimitDelete => self.encode(&self.limit_delete(read(body)?).await?),
+            Endpoint::RunsList => self.encode(&self.runs_list(read(body)?).await?),
         }
     }
 }

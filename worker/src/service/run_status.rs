@@ -21,7 +21,8 @@ impl Api {
                 "SELECT r.status, r.backend_profile, r.project, r.session_id, r.failure_kind, \
                         r.status_reason, r.next_seq, r.spent, coalesce(r.spec -> 'budgets', '{}'::jsonb), \
                         r.created_at, r.updated_at, r.lease_holder, r.lease_expires_at, \
-                        (SELECT count(*) FROM commands c WHERE c.tenant = r.tenant AND c.run_id = r.run_id) \
+                        (SELECT count(*) FROM commands c WHERE c.tenant = r.tenant AND c.run_id = r.run_id), \
+                        r.spec \
                    FROM runs r WHERE r.tenant = $1 AND r.run_id = $2",
                 &[&tenant, &run_id],
             )
@@ -72,6 +73,7 @@ impl Api {
             lease_holder: run.try_get(11)?,
             lease_expires_at: run.try_get(12)?,
             commands_total: run.try_get(13)?,
+            spec: run.try_get(14)?,
             commands,
         })
     }
