@@ -128,7 +128,9 @@ async fn letter(console: &super::Console, id: &str) -> Result<Letter, Response> 
         original_subject: letter.original_subject,
         stream_sequence: letter.stream_sequence,
         idempotency_key: letter.idempotency_key.unwrap_or_default(),
-        payload: letter.payload,
+        // JSON shown indented; anything else exactly as stored.
+        payload: serde_json::from_str::<serde_json::Value>(&letter.payload)
+            .map_or(letter.payload, |json| pretty(&json)),
         payload_encoding: format!("{:?}", letter.payload_encoding).to_lowercase(),
         headers: pretty(&headers),
         deliveries: letter

@@ -28,11 +28,21 @@ struct WorkerRow {
     in_flight: i64,
 }
 
-/// A small line chart: each series as SVG polyline points, and its labels.
+/// A small bar chart: each series' bars as SVG rectangles (`x y width
+/// height`, the first series full width, the second narrower in front),
+/// and its labels.
 struct Chart {
-    series: Vec<(&'static str, String)>,
+    series: Vec<(&'static str, Vec<Rect>)>,
     peak: String,
     latest: String,
+}
+
+/// One bar, in SVG user units.
+struct Rect {
+    x: String,
+    y: String,
+    width: String,
+    height: String,
 }
 
 /// What the live part shows.
@@ -148,7 +158,7 @@ fn shown(stats: FleetStats, bars: &[Bar]) -> Live {
     }
 }
 
-/// Polylines of `series` (gaps where a value is missing) scaled to their common peak.
+/// Bars of `series` (none where a value is missing) scaled to their common peak.
 fn chart(series: &[(&'static str, Vec<Option<f64>>)], unit: &str) -> Chart {
     let peak = series
         .iter()
@@ -157,16 +167,25 @@ fn chart(series: &[(&'static str, Vec<Option<f64>>)], unit: &str) -> Chart {
     let scale = if peak > 0.0 { CHART_HEIGHT / peak } else { 0.0 };
     let drawn = series
         .iter()
-        .map(|(name, values)| {
-            let step = CHART_WIDTH / (values.len().max(2) - 1) as f64;
-            let points: Vec<String> = values
+        .enumerate()
+        .map(|(n, (name, values))| {
+            let slot = CHART_WIDTH / values.len().max(1) as f64;
+            // The first series fills 80 % of its slot, the next ones less, centred.
+            let width = slot * 0.8 / (n + 1) as f64;
+            let bars = values
                 .iter()
                 .enumerate()
                 .filter_map(|(i, v)| {
-                    v.map(|v| format!("{:.1},{:.1}", i as f64 * step, CHART_HEIGHT - v * scale))
+                    let height = v.filter(|v| *v > 0.0)? * scale;
+                    Some(Rect {
+                        x: format!("{:.2}", i as f64 * slot + (slot - width) / 2.0),
+                        y: format!("{:.2}", CHART_HEIGHT - height),
+                        width: format!("{width:.2}"),
+                        height: format!("{height:.2}"),
+                    })
                 })
                 .collect();
-            (*name, points.join(" "))
+            (*name, bars)
         })
         .collect();
     let latest = series
@@ -186,8 +205,17 @@ mod tests {
 
     #[test]
     fn a_chart_scales_to_its_peak_and_skips_missing_values() {
-        let c = chart(&[("a", vec![Some(0.0), None, Some(10.0)])], "/s");
-        assert_eq!(c.series[0].1, "0.0,60.0 300.0,0.0");
+        let c = chart(&[("a", vec![Some(5.0), None, Some(10.0)])], "/s");
+        let bars = &c.series[0].1;
+        assert_eq!(bars.len(), 2);
+        assert_eq!(
+            (bars[0].y.as_str(), bars[0].height.as_str()),
+            ("30.00", "30.00")
+        );
+        assert_eq!(
+            (bars[1].x.as_str(), bars[1].width.as_str()),
+            ("210.00", "80.00")
+        );
         assert_eq!(c.peak, "10.0/s");
         assert_eq!(c.latest, "10.0/s");
     }

@@ -275,18 +275,33 @@ pub async fn run_one(producer: &Producer, body: Value) -> CommandCreate {
     command
 }
 
-/// `GET path` on 127.0.0.1:`port`: (status code, body).
+/// A plain HTTP/1.1 GET on 127.0.0.1: the status and the body.
 pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    http_request(port, "GET", path, &[], "").await
+}
+
+/// A plain HTTP/1.1 request on 127.0.0.1 with extra headers and a body:
+/// the status and the body.
+pub async fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     let status = response[9..12].parse().unwrap();
