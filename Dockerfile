@@ -3,7 +3,7 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p runfleet-worker -p runfleet-producer
+RUN cargo build --release --locked -p runfleet-worker -p runfleet-cli
 
 FROM debian:bookworm-slim
 RUN apt-get update \
