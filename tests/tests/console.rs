@@ -33,36 +33,55 @@ struct Console {
 /// Starts `runfleet console --listen 127.0.0.1:0` with `args` and `env`,
 /// and reads the URL it prints.
 async fn start_console(nats_url: &str, args: &[&str], env: &[(&str, &str)]) -> Console {
-    let mut child = tokio::process::Command::new(binary("runfleet").unwrap())
-        .args(["console", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("NATS_URL", nats_url)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .expect("the console printed no URL")
-        .unwrap()
-        .expect("the console exited");
-    let url = line
-        .strip_prefix("runfleet console: ")
-        .unwrap_or_else(|| panic!("not the console's URL line: {line}"))
-        .to_owned();
-    let port = url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    Console {
-        _child: child,
-        url,
-        port,
+    console_on(nats_url, 0, args, env).await
+}
+
+/// Starts `runfleet console --listen 127.0.0.1:<port>` with `args` and
+/// `env`, and reads the URL it prints (a port just given up by a killed
+/// console may take a moment to be free: tried again for a few seconds).
+async fn console_on(nats_url: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Console {
+    let listen = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut child = tokio::process::Command::new(binary("runfleet").unwrap())
+            .args(["console", "--listen", &listen])
+            .args(args)
+            .env("NATS_URL", nats_url)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("the console printed no URL")
+            .unwrap();
+        let Some(line) = line else {
+            assert!(
+                Instant::now() < deadline,
+                "the console exited: {:?}",
+                child.wait().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let url = line
+            .strip_prefix("runfleet console: ")
+            .unwrap_or_else(|| panic!("not the console's URL line: {line}"))
+            .to_owned();
+        let port = url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        return Console {
+            _child: child,
+            url,
+            port,
+        };
     }
 }
 
@@ -275,6 +294,34 @@ async fn the_console_shows_and_steers_the_fleet_in_a_real_browser() {
     let scripts = c.find_all(Locator::Css("#events script")).await.unwrap();
     assert!(scripts.is_empty(), "event text became markup");
     shot(c, "run").await;
+
+    // The console goes away and comes back on the same address: the page
+    // reconnects and resumes after the last seq it shows, nothing missed
+    // or doubled.
+    let port = console.port;
+    drop(console);
+    let console = console_on(stack.nats.url(), port, &[], &[]).await;
+    let fourth = turn(&done, 4, json!({"text": "after the reconnect"}));
+    producer.send_command(&fourth).await.unwrap();
+    text_when(c, "#events", |t| t.contains("after the reconnect")).await;
+    text_when(c, "#live-state", |t| t.starts_with("Live")).await;
+    let mut seqs = Vec::new();
+    for row in c.find_all(Locator::Css("#events tr")).await.unwrap() {
+        seqs.push(
+            row.attr("data-seq")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        seqs,
+        (1..=8).collect::<Vec<_>>(),
+        "each event once, in seq order"
+    );
+
     c.goto(&page_of(&console, &failed)).await.unwrap();
     text_when(c, "#commands", |t| t.contains("backend-failed")).await;
 

@@ -105,6 +105,36 @@ async fn a_million_runs_are_paged_by_index() {
     requests.extend(deep_ones);
 
     let client = async_nats::connect(stack.nats.url()).await.unwrap();
+
+    // Filters no index is ordered for: a status no run has, a project
+    // without its tenant, a broad prefix. Served, but each walks (or sorts)
+    // more: their cost is printed for the README, not asserted.
+    let costly = [
+        (
+            "status no run has",
+            ask(|r| r.status = Some("blocked".into())),
+        ),
+        (
+            "project without tenant",
+            ask(|r| r.project = Some("p2".into())),
+        ),
+        (
+            "broad run id prefix",
+            ask(|r| r.run_id_prefix = Some("run-0".into())),
+        ),
+    ];
+    for (name, request) in &costly {
+        let plan = plan(&stack, request).await;
+        let asked = Instant::now();
+        let page = inspect::call(&client, request).await.unwrap();
+        eprintln!(
+            "{name}: {} runs in {:.1} ms ({})",
+            page.runs.len(),
+            asked.elapsed().as_secs_f64() * 1e3,
+            plan.lines().next().unwrap_or("?").trim()
+        );
+    }
+
     for (name, request) in &requests {
         let plan = plan(&stack, request).await;
         assert!(

@@ -11,9 +11,7 @@ use serde::Deserialize;
 
 use super::Shared;
 use super::runs::ActionForm;
-use super::view::{
-    Nav, fleet_error, pretty, query, refuse_action, render, segment, when, when_opt,
-};
+use super::view::{Nav, fleet_error, pretty, refuse_action, render, segment, when, when_opt};
 
 /// The list's filters.
 #[derive(Debug, Default, Deserialize)]
@@ -173,10 +171,11 @@ pub(super) async fn show(
         Ok(letter) => render(&DeadLetterPage {
             nav: Nav::new(&console, "dead-letters", format!("Dead letter {id}")),
             href: href(&id),
-            notice: redrove
-                .redriven
-                .map(|at| format!("Re-driven: published again as {at}."))
-                .unwrap_or_default(),
+            notice: if redrove.redriven.is_some() {
+                "Re-driven: its original message was published again.".to_owned()
+            } else {
+                String::new()
+            },
             letter,
         }),
         Err(response) => response,
@@ -220,15 +219,7 @@ pub(super) async fn redrive(
         return refused;
     }
     match inspect::dlq_redrive(console.producer.client(), &id).await {
-        Ok(done) => {
-            let at = format!("{} #{} on {}", done.stream, done.sequence, done.subject);
-            Redirect::to(&format!(
-                "{}?{}",
-                href(&id),
-                query(&[("redriven", Some(&at))])
-            ))
-            .into_response()
-        }
+        Ok(_) => Redirect::to(&format!("{}?redriven=1", href(&id))).into_response(),
         Err(err) => fleet_error(&console, &err),
     }
 }

@@ -4,11 +4,16 @@
 //!   [`TOKEN_ENV`] (16 characters or more), or the console does not start.
 //! - **Login.** With a token set, every page but the login form and the
 //!   assets wants it: as the `runfleet_console` cookie the login form sets
-//!   (`HttpOnly`, `SameSite=Strict`), or as `Authorization: Bearer <token>`.
-//!   Both are compared in constant time.
+//!   (`HttpOnly`, `SameSite=Strict`; it holds a SHA-256 digest of the token,
+//!   not the token), or as `Authorization: Bearer <token>`. Both are
+//!   compared in constant time.
+//! - **Without a token** (loopback only) a request must name a loopback
+//!   host (`localhost`, `127.0.0.1`, `[::1]`) in `Host`, so a web page whose
+//!   name an attacker rebinds to 127.0.0.1 cannot read the console.
 //! - **Actions** (cancel, re-drive) are POSTs whose form carries this
 //!   process's CSRF token (random at start, compared in constant time); a
-//!   cross-site form cannot read it. `--read-only` refuses them all.
+//!   cross-site form cannot read it, and one whose `Origin` is not the
+//!   console's own is refused. `--read-only` refuses them all.
 //! - **Headers.** Every answer forbids framing and allows scripts and styles
 //!   from the console itself only (no inline script can run, whatever a
 //!   value held).
@@ -21,6 +26,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::Shared;
@@ -36,10 +42,48 @@ const COOKIE: &str = "runfleet_console";
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
-/// The operator token (if any) and this process's CSRF token.
+/// The operator token (if any), the cookie that stands for it, and this
+/// process's CSRF token.
 pub(super) struct Guard {
     token: Option<String>,
+    cookie: Option<String>,
     csrf: String,
+}
+
+/// What the login cookie holds for `token`: a digest, so the cookie is no
+/// copy of the token and any token fits in a cookie.
+fn cookie_value(token: &str) -> String {
+    Sha256::digest(format!("runfleet-console-login\0{token}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The host `Host` names, without its port.
+fn host_name(headers: &HeaderMap) -> Option<&str> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    Some(match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    })
+}
+
+/// Whether `Host` names this machine's loopback.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    matches!(host_name(headers), Some("localhost" | "127.0.0.1" | "::1"))
+}
+
+/// Whether an `Origin` header, when there is a telling one, is the
+/// console's own (`Host`). Absent or `null` (a privacy-minded browser or
+/// page), it says nothing, and the CSRF token decides.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let Some(origin) = origin.filter(|o| *o != "null") else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
 fn same(a: &str, b: &str) -> bool {
@@ -53,7 +97,11 @@ impl Guard {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        Guard { token, csrf }
+        Guard {
+            cookie: token.as_deref().map(cookie_value),
+            token,
+            csrf,
+        }
     }
 
     /// Whether an operator token is set (then the layout offers to log out).
@@ -71,10 +119,11 @@ impl Guard {
         same(sent, &self.csrf)
     }
 
-    /// Whether the request carries the operator token (always, when none is set).
+    /// Whether the request carries the operator token (without one set:
+    /// whether it names a loopback host).
     fn admits(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = &self.token else {
-            return true;
+        let (Some(token), Some(expected_cookie)) = (&self.token, &self.cookie) else {
+            return loopback_host(headers);
         };
         let bearer = headers
             .get(header::AUTHORIZATION)
@@ -87,10 +136,8 @@ impl Guard {
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
             .next();
-        [bearer, cookie]
-            .into_iter()
-            .flatten()
-            .any(|sent| same(sent, token))
+        bearer.is_some_and(|sent| same(sent, token))
+            || cookie.is_some_and(|sent| same(sent, expected_cookie))
     }
 }
 
@@ -124,8 +171,21 @@ pub(super) async fn require_login(
 ) -> Response {
     let path = request.uri().path();
     let open = path == "/login" || path.starts_with("/assets/");
-    let mut response = if open || console.guard.admits(request.headers()) {
+    let foreign_post = request.method() == Method::POST && !same_origin(request.headers());
+    let mut response = if foreign_post {
+        (
+            StatusCode::FORBIDDEN,
+            "refused: the form came from another site",
+        )
+            .into_response()
+    } else if open || console.guard.admits(request.headers()) {
         next.run(request).await
+    } else if console.guard.token.is_none() {
+        (
+            StatusCode::FORBIDDEN,
+            "refused: without RUNFLEET_CONSOLE_TOKEN the console answers only requests to localhost",
+        )
+            .into_response()
     } else if request.method() == Method::GET {
         Redirect::to("/login").into_response()
     } else {
@@ -143,7 +203,7 @@ pub(super) async fn require_login(
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     response
 }
@@ -177,7 +237,10 @@ pub(super) async fn login(State(console): State<Shared>, Form(form): Form<LoginF
         *response.status_mut() = StatusCode::UNAUTHORIZED;
         return response;
     }
-    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+        cookie_value(token)
+    );
     let mut response = Redirect::to("/").into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -223,16 +286,57 @@ mod tests {
 
     #[test]
     fn the_token_is_taken_from_the_cookie_or_a_bearer_header() {
-        let guard = Guard::new(Some("s3cret-s3cret-s3cret".into()));
+        let token = "s3cret; s3cret s3cret";
+        let guard = Guard::new(Some(token.into()));
         assert!(!guard.admits(&HeaderMap::new()));
-        assert!(guard.admits(&with(header::AUTHORIZATION, "Bearer s3cret-s3cret-s3cret")));
+        assert!(guard.admits(&with(header::AUTHORIZATION, &format!("Bearer {token}"))));
         assert!(!guard.admits(&with(header::AUTHORIZATION, "Bearer wrong")));
-        assert!(guard.admits(&with(
-            header::COOKIE,
-            "a=b; runfleet_console=s3cret-s3cret-s3cret"
-        )));
-        assert!(!guard.admits(&with(header::COOKIE, "runfleet_console=s3cret")));
-        assert!(Guard::new(None).admits(&HeaderMap::new()));
+        let cookie = format!("a=b; runfleet_console={}", cookie_value(token));
+        assert!(guard.admits(&with(header::COOKIE, &cookie)));
+        assert!(
+            !cookie.contains("s3cret"),
+            "the cookie is no copy of the token"
+        );
+        assert!(!guard.admits(&with(header::COOKIE, &format!("runfleet_console={token}"))));
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_hosts_are_answered() {
+        let guard = Guard::new(None);
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "[::1]:8080",
+            "localhost",
+        ] {
+            assert!(guard.admits(&with(header::HOST, host)), "{host}");
+        }
+        for host in [
+            "attacker.example:8080",
+            "127.0.0.1.attacker.example",
+            "[::2]:80",
+        ] {
+            assert!(!guard.admits(&with(header::HOST, host)), "{host}");
+        }
+        assert!(!guard.admits(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn a_post_from_another_origin_is_told_apart() {
+        let mut headers = with(header::HOST, "127.0.0.1:8080");
+        assert!(same_origin(&headers), "no Origin: the CSRF token decides");
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
+        assert!(same_origin(&headers));
+        headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(same_origin(&headers), "null: the CSRF token decides");
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(!same_origin(&headers));
     }
 
     #[test]

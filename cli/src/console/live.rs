@@ -109,7 +109,7 @@ pub(super) async fn events(
         .and_then(|v| v.parse::<u64>().ok());
     let after = after.after.max(resumed).unwrap_or(0);
     let js = console.producer.jetstream();
-    match follow::events(js, &tenant, &run, after + 1).await {
+    match follow::events(js, &tenant, &run, after.saturating_add(1)).await {
         Ok(events) => Sse::new(rows(events))
             .keep_alive(KeepAlive::default())
             .into_response(),

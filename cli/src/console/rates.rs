@@ -69,6 +69,8 @@ impl Rates {
                 let since = Utc::now() - chrono::TimeDelta::from_std(WINDOW).unwrap_or_default();
                 match follow::receipts_since(&js, since).await {
                     Ok(receipts) => {
+                        // Read again from the window's start: counted afresh.
+                        filled.clear();
                         futures::pin_mut!(receipts);
                         while let Some(receipt) = receipts.next().await {
                             // One that is not a receipt of this contract counts for nothing.
@@ -87,6 +89,12 @@ impl Rates {
             }
         });
         rates
+    }
+
+    fn clear(&self) {
+        if let Ok(mut buckets) = self.buckets.lock() {
+            buckets.clear();
+        }
     }
 
     fn record(&self, started: Option<DateTime<Utc>>, finished: DateTime<Utc>, failed: bool) {

@@ -272,7 +272,7 @@ pub(super) async fn detail(
         last_seq,
         notice: match notice.cancelled.as_deref() {
             Some("run") => "Cancel requested for the run.".to_owned(),
-            Some(command) => format!("Cancel requested for command {command}."),
+            Some(_) => "Cancel requested for the command.".to_owned(),
             None => String::new(),
         },
         href,

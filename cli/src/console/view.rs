@@ -62,11 +62,14 @@ pub(super) fn error(console: &Console, status: StatusCode, message: impl Into<St
     response
 }
 
-/// The fleet could not answer: 404 when the operator API said so, else 502.
+/// The fleet could not answer: 400 or 404 when the operator API said so
+/// (a filter or cursor refused; no such run), else 502.
 pub(super) fn fleet_error(console: &Console, err: &ProducerError) -> Response {
     let text = err.to_string();
     let status = if text.contains("(code 404)") {
         StatusCode::NOT_FOUND
+    } else if text.contains("(code 400)") {
+        StatusCode::BAD_REQUEST
     } else {
         StatusCode::BAD_GATEWAY
     };

@@ -1,8 +1,10 @@
 //! One attempt's events, live: numbered and stamped as the backend emits
 //! them, appended to the run's log in small batches while the command
-//! executes (at most [`FLUSH_EVERY`] after the first unstored one, under the
-//! claim's fencing token) and published once stored. What is left when the
-//! command ends goes with its commit.
+//! executes (about [`FLUSH_EVERY`] after the first unstored one, at most
+//! [`MOST_PER_APPEND`] a statement, under the claim's fencing token) and
+//! published once stored by a task of the attempt's own ([`Publisher`]), so
+//! a slow broker never holds up the supervisor's heartbeats and watchdogs.
+//! What is left when the command ends goes with its commit.
 //!
 //! A command that ends within [`FLUSH_EVERY`] is never flushed: its events
 //! travel with the receipt in one statement, as before events were live.
@@ -16,6 +18,7 @@ use chrono::Utc;
 use runfleet_schemas::{
     CommandCreate, CommandId, Event, EventBody, EventRange, RunId, SchemaVersion, Tenant,
 };
+use tokio::sync::mpsc;
 
 use crate::journal::{Appended, Journal};
 use crate::publisher::{publish_all_bytes, serialize_all};
@@ -23,11 +26,66 @@ use crate::publisher::{publish_all_bytes, serialize_all};
 /// The longest an emitted event waits before it is stored and published.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
+/// Most events one append stores (a flood is stored in several, the
+/// supervisor's other duties served between them).
+pub(crate) const MOST_PER_APPEND: usize = 1_000;
+/// How soon the next append follows one that left events behind.
+const NEXT_APPEND: Duration = Duration::from_millis(10);
+
+/// Publishes an attempt's stored events in the background, batch by batch
+/// in order; a batch whose publish fails is tried again with the next one,
+/// and what is still unpublished when it is closed is handed back.
+#[derive(Debug)]
+struct Publisher {
+    batches: mpsc::UnboundedSender<Vec<Event>>,
+    done: tokio::task::JoinHandle<Vec<Event>>,
+}
+
+impl Publisher {
+    fn start(jetstream: jetstream::Context, traceparent: Option<String>) -> Publisher {
+        let (batches, mut received) = mpsc::unbounded_channel::<Vec<Event>>();
+        let done = tokio::spawn(async move {
+            let mut failed: Vec<Event> = Vec::new();
+            while let Some(mut batch) = received.recv().await {
+                failed.append(&mut batch);
+                let Ok((each, _)) = serialize_all(&failed) else {
+                    failed.clear();
+                    continue;
+                };
+                match publish_all_bytes(&jetstream, &failed, &each, traceparent.as_deref()).await {
+                    Ok(()) => failed.clear(),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "live events stored but not published; trying again");
+                    }
+                }
+            }
+            failed
+        });
+        Publisher { batches, done }
+    }
+
+    /// Closes it: waits for its publishes, and returns what it could not publish.
+    async fn finish(self) -> Vec<Event> {
+        drop(self.batches);
+        self.done.await.unwrap_or_default()
+    }
+}
+
 /// The claim was superseded: nothing more of this attempt is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Superseded;
 
-/// One attempt's events: those not stored yet, and those stored but not yet published.
+/// Why the events in flight could not be settled before the commit.
+#[derive(Debug)]
+pub(crate) enum Unsettled {
+    /// The claim was superseded.
+    Superseded,
+    /// PostgreSQL did not answer (the commit would not either).
+    Db(crate::db::DbError),
+}
+
+/// One attempt's events: those not sent yet, the batch sent whose answer
+/// was lost, and those stored but not yet published.
 #[derive(Debug)]
 pub(crate) struct AttemptLog {
     tenant: Tenant,
@@ -41,11 +99,17 @@ pub(crate) struct AttemptLog {
     first_seq: u64,
     /// The seq the next event gets.
     next_seq: u64,
-    /// Numbered, not stored yet.
+    /// Numbered, not sent yet.
     pending: Vec<Event>,
-    /// Stored, not published yet (a publish failed; tried again at the next flush).
+    /// Sent without an answer (the database failed, or only its answer
+    /// did): sent again exactly so before anything newer, so a batch whose
+    /// first try was stored is recognized as such (`V14`).
+    in_flight: Vec<Event>,
+    /// Stored, not handed to the publisher yet.
     unpublished: Vec<Event>,
-    /// When `pending` is to be flushed.
+    /// Publishes what was stored, once something was.
+    publisher: Option<Publisher>,
+    /// When to flush next.
     due: Option<Instant>,
 }
 
@@ -63,7 +127,9 @@ impl AttemptLog {
             first_seq,
             next_seq: first_seq,
             pending: Vec::new(),
+            in_flight: Vec::new(),
             unpublished: Vec::new(),
+            publisher: None,
             due: None,
         }
     }
@@ -85,7 +151,12 @@ impl AttemptLog {
         self.due.get_or_insert_with(|| Instant::now() + FLUSH_EVERY);
     }
 
-    /// When the unstored events are to be flushed (none waiting: never).
+    /// Whether some events are not stored yet.
+    pub(crate) fn has_unstored(&self) -> bool {
+        !(self.pending.is_empty() && self.in_flight.is_empty())
+    }
+
+    /// When to flush next (nothing waiting: never).
     pub(crate) fn due(&self) -> Option<Instant> {
         self.due
     }
@@ -98,15 +169,22 @@ impl AttemptLog {
         })
     }
 
-    /// The events not stored yet (the commit stores them), and all those
-    /// not yet published (the commit publishes them).
-    pub(crate) fn into_rest(self) -> (Vec<Event>, Vec<Event>) {
-        (self.pending, self.unpublished)
+    /// The events not stored yet (the commit stores them), and those stored
+    /// and not published (the commit publishes them), once the publisher
+    /// is through. Call [`AttemptLog::settle_in_flight`] first.
+    pub(crate) async fn into_rest(mut self) -> (Vec<Event>, Vec<Event>) {
+        let mut unpublished = match self.publisher.take() {
+            Some(publisher) => publisher.finish().await,
+            None => Vec::new(),
+        };
+        unpublished.append(&mut self.unpublished);
+        (self.pending, unpublished)
     }
 
-    /// Stores the pending events under the claim, then publishes them. A
-    /// database or broker failure keeps them for the next flush (or the
-    /// commit); a superseded claim stores nothing, now or later.
+    /// Stores the events not stored yet under the claim, then publishes
+    /// every stored one not yet published (also when the claim was
+    /// superseded: what is stored is the log). A database or broker failure
+    /// keeps them for the next flush (or the commit).
     pub(crate) async fn flush(
         &mut self,
         journal: &Journal,
@@ -114,54 +192,88 @@ impl AttemptLog {
         traceparent: Option<&str>,
     ) -> Result<(), Superseded> {
         self.due = None;
-        if !self.pending.is_empty() {
-            let (_, json) = match serialize_all(&self.pending) {
-                Ok(serialized) => serialized,
-                Err(err) => {
-                    tracing::warn!(error = %err, "events not serializable; left to the commit");
-                    return Ok(());
-                }
-            };
-            let first_seq = i64::try_from(self.pending[0].seq).unwrap_or(i64::MAX);
-            let appended = journal
-                .append_events(
-                    self.tenant.as_str(),
-                    self.run_id.as_str(),
-                    self.command_id.as_str(),
-                    self.token,
-                    first_seq,
-                    json,
-                )
-                .await;
-            match appended {
-                Ok(Appended::Stored) => self.unpublished.append(&mut self.pending),
-                Ok(Appended::Fenced) => return Err(Superseded),
-                Err(err) => {
-                    tracing::warn!(error = %err, "live events not stored; trying again");
-                    self.due = Some(Instant::now() + FLUSH_EVERY);
-                    return Ok(());
-                }
-            }
+        if self.in_flight.is_empty() {
+            let take = self.pending.len().min(MOST_PER_APPEND);
+            self.in_flight = self.pending.drain(..take).collect();
         }
-        if self.unpublished.is_empty() {
-            return Ok(());
-        }
-        let published = match serialize_all(&self.unpublished) {
-            Ok((each, _)) => {
-                publish_all_bytes(jetstream, &self.unpublished, &each, traceparent).await
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "stored events not serializable");
-                return Ok(());
+        let stored = match self.store_in_flight(journal).await {
+            Ok(()) => Ok(()),
+            Err(Unsettled::Superseded) => Err(Superseded),
+            Err(Unsettled::Db(err)) => {
+                tracing::warn!(error = %err, "live events not stored; trying again");
+                Ok(())
             }
         };
-        match published {
-            Ok(()) => self.unpublished.clear(),
-            Err(err) => {
-                tracing::warn!(error = %err, "live events stored but not published; trying again");
-                self.due.get_or_insert_with(|| Instant::now() + FLUSH_EVERY);
-            }
+        self.publish_stored(jetstream, traceparent);
+        if stored.is_ok() && self.in_flight.is_empty() && !self.pending.is_empty() {
+            self.due = Some(Instant::now() + NEXT_APPEND);
+        } else if !(self.pending.is_empty() && self.in_flight.is_empty()) {
+            self.due = Some(Instant::now() + FLUSH_EVERY);
         }
-        Ok(())
+        stored
+    }
+
+    /// Before the commit: the batch in flight, if any, stored or found
+    /// stored, so the commit never sends a seq twice.
+    ///
+    /// # Errors
+    /// [`Unsettled`]: the claim was superseded, or PostgreSQL failed.
+    pub(crate) async fn settle_in_flight(&mut self, journal: &Journal) -> Result<(), Unsettled> {
+        self.store_in_flight(journal).await
+    }
+
+    /// Sends the batch in flight; stored, it waits to be published.
+    async fn store_in_flight(&mut self, journal: &Journal) -> Result<(), Unsettled> {
+        let Some(first) = self.in_flight.first() else {
+            return Ok(());
+        };
+        let first_seq = i64::try_from(first.seq).unwrap_or(i64::MAX);
+        let json = serialize_all(&self.in_flight)
+            .map_err(|e| {
+                Unsettled::Db(crate::db::DbError::Unexpected(format!(
+                    "serializing events: {e}"
+                )))
+            })?
+            .1;
+        let appended = journal
+            .append_events(
+                self.tenant.as_str(),
+                self.run_id.as_str(),
+                self.command_id.as_str(),
+                self.token,
+                first_seq,
+                json,
+            )
+            .await
+            .map_err(Unsettled::Db)?;
+        match appended {
+            Appended::Stored => {
+                self.unpublished.append(&mut self.in_flight);
+                Ok(())
+            }
+            Appended::Fenced => Err(Unsettled::Superseded),
+        }
+    }
+
+    /// Hands the stored events not yet published to the publisher (started
+    /// on first use); it publishes them in the background.
+    pub(crate) fn publish_stored(
+        &mut self,
+        jetstream: &jetstream::Context,
+        traceparent: Option<&str>,
+    ) {
+        if self.unpublished.is_empty() {
+            return;
+        }
+        let publisher = self.publisher.get_or_insert_with(|| {
+            Publisher::start(jetstream.clone(), traceparent.map(str::to_owned))
+        });
+        if let Err(unsent) = publisher
+            .batches
+            .send(std::mem::take(&mut self.unpublished))
+        {
+            // The publisher is gone (it never fails on its own): kept for the commit.
+            self.unpublished = unsent.0;
+        }
     }
 }

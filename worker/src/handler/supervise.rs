@@ -81,7 +81,8 @@ pub(crate) struct Supervised {
 /// Why execution stopped without an output.
 #[derive(Debug)]
 pub(crate) enum Stop {
-    /// The worker is shutting down: hand the message back, record nothing.
+    /// The worker is shutting down: hand the message back (no receipt; the
+    /// attempt's events stay, with a last one saying so).
     Aborted,
     /// A failure of the given kind.
     Failed(BackendError),
@@ -159,6 +160,9 @@ pub(crate) async fn supervise(
             .profile
             .inactivity_timeout
             .and_then(|t| crumbs.last_activity.checked_add(t));
+        // Biased: the flush, the heartbeat and the watchdogs come before the
+        // backend's signals, so a backend flooding events cannot starve them
+        // (each is ready only now and then).
         tokio::select! {
             biased;
             () = sleep_until(log.due()) => {
@@ -166,16 +170,30 @@ pub(crate) async fn supervise(
                     break Err(superseded(&crumbs));
                 }
             }
-            signal = received.recv() => match signal {
-                Some(Signal::Event(body)) => {
-                    if let Some(why) = keep(body, &mut crumbs, &mut log, &mut cost) {
-                        break Err(Stop::Failed(BackendError::new(FailureKind::BudgetExhausted, why)));
+            _ = heartbeat.tick() => match renew(&s).await {
+                Ok(Renewal::Renewed) => {
+                    s.metrics.lease_renewed();
+                    missed = 0;
+                }
+                Ok(Renewal::Lost) => break Err(superseded(&crumbs)),
+                Ok(Renewal::Cancelled) => {
+                    break Err(Stop::Failed(BackendError::new(
+                        FailureKind::Cancelled,
+                        format!("cancelled {}", crumbs.describe()),
+                    )));
+                }
+                Err(err) => {
+                    s.metrics.lease_renewal_failed();
+                    missed += 1;
+                    tracing::warn!(error = %err, missed, "lease renewal failed");
+                    if missed >= s.max_missed_heartbeats {
+                        break Err(Stop::Failed(BackendError::new(
+                            FailureKind::HeartbeatLost,
+                            format!("{missed} lease renewals failed in a row (last: {err}) {}", crumbs.describe()),
+                        )));
                     }
                 }
-                Some(Signal::Activity) => crumbs.last_activity = Instant::now(),
-                None => {}
             },
-            result = &mut execution => break Ok(result),
             () = s.abort.cancelled() => break Err(Stop::Aborted),
             () = s.cancelled.cancelled() => {
                 break Err(Stop::Failed(BackendError::new(
@@ -206,30 +224,16 @@ pub(crate) async fn supervise(
                         crumbs.describe()),
                 )));
             }
-            _ = heartbeat.tick() => match renew(&s).await {
-                Ok(Renewal::Renewed) => {
-                    s.metrics.lease_renewed();
-                    missed = 0;
-                }
-                Ok(Renewal::Lost) => break Err(superseded(&crumbs)),
-                Ok(Renewal::Cancelled) => {
-                    break Err(Stop::Failed(BackendError::new(
-                        FailureKind::Cancelled,
-                        format!("cancelled {}", crumbs.describe()),
-                    )));
-                }
-                Err(err) => {
-                    s.metrics.lease_renewal_failed();
-                    missed += 1;
-                    tracing::warn!(error = %err, missed, "lease renewal failed");
-                    if missed >= s.max_missed_heartbeats {
-                        break Err(Stop::Failed(BackendError::new(
-                            FailureKind::HeartbeatLost,
-                            format!("{missed} lease renewals failed in a row (last: {err}) {}", crumbs.describe()),
-                        )));
+            signal = received.recv() => match signal {
+                Some(Signal::Event(body)) => {
+                    if let Some(why) = keep(body, &mut crumbs, &mut log, &mut cost) {
+                        break Err(Stop::Failed(BackendError::new(FailureKind::BudgetExhausted, why)));
                     }
                 }
+                Some(Signal::Activity) => crumbs.last_activity = Instant::now(),
+                None => {}
             },
+            result = &mut execution => break Ok(result),
         }
     };
 

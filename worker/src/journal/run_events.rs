@@ -66,25 +66,69 @@ impl Journal {
         first: i64,
         last: i64,
     ) -> Result<Vec<Value>, DbError> {
+        self.event_rows(
+            tenant,
+            run_id,
+            "SELECT event FROM events WHERE tenant = $1 AND run_id = $2 AND seq BETWEEN $3 AND $4 \
+             ORDER BY seq",
+            &[(&first, Type::INT8), (&last, Type::INT8)],
+        )
+        .await
+    }
+
+    /// The stored events of one command before seq `before` (its earlier
+    /// attempts'), the newest [`EARLIER_EVENTS`] of them, in order.
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn earlier_attempt_events(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        command_id: &str,
+        before: i64,
+    ) -> Result<Vec<Value>, DbError> {
+        self.event_rows(
+            tenant,
+            run_id,
+            "SELECT event FROM (SELECT seq, event FROM events \
+               WHERE tenant = $1 AND run_id = $2 AND command_id = $3 AND seq < $4 \
+               ORDER BY seq DESC LIMIT $5) earlier ORDER BY seq",
+            &[
+                (&command_id, Type::TEXT),
+                (&before, Type::INT8),
+                (&EARLIER_EVENTS, Type::INT8),
+            ],
+        )
+        .await
+    }
+
+    /// The `event` column of `sql`'s rows, its parameters the run's tenant
+    /// and id (`$1`, `$2`) and then `more`; typed, so one round trip (no
+    /// statement prepared first).
+    async fn event_rows(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        sql: &str,
+        more: &[(&(dyn tokio_postgres::types::ToSql + Sync), Type)],
+    ) -> Result<Vec<Value>, DbError> {
         let subject = || run_subject(tenant, run_id);
         let conn = self
             .pool
             .get()
             .await
             .during("SELECT FROM events", subject)?;
-        // Typed parameters: one round trip (no statement prepared first).
+        let mut params: Vec<(&(dyn tokio_postgres::types::ToSql + Sync), Type)> =
+            vec![(&tenant, Type::TEXT), (&run_id, Type::TEXT)];
+        params.extend_from_slice(more);
         let rows = conn
-            .query_typed(
-                "SELECT event FROM events WHERE tenant = $1 AND run_id = $2 AND seq BETWEEN $3 AND $4 \
-                 ORDER BY seq",
-                &[
-                    (&tenant, Type::TEXT),
-                    (&run_id, Type::TEXT),
-                    (&first, Type::INT8),
-                    (&last, Type::INT8),
-                ],
-            )
-            .await.during("SELECT FROM events", subject)?;
+            .query_typed(sql, &params)
+            .await
+            .during("SELECT FROM events", subject)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }
+
+/// At most this many events of a command's earlier attempts are published again.
+pub const EARLIER_EVENTS: i64 = 10_000;

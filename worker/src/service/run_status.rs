@@ -73,8 +73,16 @@ impl Api {
             lease_holder: run.try_get(11)?,
             lease_expires_at: run.try_get(12)?,
             commands_total: run.try_get(13)?,
-            spec: run.try_get(14)?,
+            spec: without_credentials(run.try_get(14)?),
             commands,
         })
     }
+}
+
+/// The run's `run.create` as the API shows it: credential patterns (a git
+/// URL's `user:token@`, credential-named keys) redacted, as in everything
+/// the fleet publishes.
+fn without_credentials(mut spec: serde_json::Value) -> serde_json::Value {
+    crate::redact::Redactor::new(Vec::<String>::new()).redact_value(&mut spec);
+    spec
 }

@@ -13,9 +13,10 @@ use serde_json::Value;
 use super::Turn;
 use super::execute::{Claim, Ending};
 use crate::config::Failpoint;
+use crate::handler::attempt_log::Unsettled;
 use crate::handler::{Disposition, Retryable};
 use crate::journal::Complete;
-use crate::publisher::{publish_all_bytes, publish_bytes, serialize_all};
+use crate::publisher::{publish_all, publish_all_bytes, publish_bytes, serialize_all};
 
 impl Turn<'_> {
     /// The fenced commit of the attempt's events not stored yet and its
@@ -56,8 +57,25 @@ impl Turn<'_> {
             status,
             failure_kind: failure.as_ref().map(|f| f.kind),
         });
+        let traceparent = self.traceparent.as_deref();
+        match log.settle_in_flight(&shared.journal).await {
+            Ok(()) => {}
+            Err(Unsettled::Db(err)) => return Err(err.into()),
+            Err(Unsettled::Superseded) => {
+                // What was stored under the claim is in the log: on the stream too.
+                let (_, stored) = log.into_rest().await;
+                if let Err(err) = publish_all(&shared.jetstream, &stored, traceparent).await {
+                    tracing::warn!(error = %err, "stored events not published");
+                }
+                tracing::warn!(
+                    fencing_token = token,
+                    "claim superseded by a newer one; outcome discarded"
+                );
+                return Ok(Disposition::Leave);
+            }
+        }
         let range = log.range();
-        let (events, unpublished) = log.into_rest();
+        let (events, unpublished) = log.into_rest().await;
         let mut receipt = self.receipt(
             status,
             failure,
@@ -80,7 +98,6 @@ impl Turn<'_> {
                 let commit_ms = committing.elapsed().as_secs_f64() * 1e3;
                 self.count_outcome(&receipt, committing.elapsed());
                 let publishing = Instant::now();
-                let traceparent = self.traceparent.as_deref();
                 // Stored earlier, their publish failed: published with the rest.
                 let (earlier, _) = serialize_all(&unpublished).map_err(serialization)?;
                 tokio::try_join!(
@@ -98,6 +115,10 @@ impl Turn<'_> {
                 Ok(Disposition::Ack)
             }
             Complete::Fenced => {
+                // Stored under the claim earlier: in the log, so on the stream too.
+                if let Err(err) = publish_all(&shared.jetstream, &unpublished, traceparent).await {
+                    tracing::warn!(error = %err, "stored events not published");
+                }
                 tracing::warn!(
                     fencing_token = token,
                     "claim superseded by a newer one; outcome discarded"

@@ -150,6 +150,9 @@ impl Turn<'_> {
             self.prepare_workdir(&run, &ctx).await?;
             backend.execute(&self.command, &ctx).await
         };
+        if claim.executions > 1 {
+            self.republish_earlier_attempts(&claim);
+        }
         let log = self.attempt_log(&claim);
         let supervised = supervise(supervision, log, execution, received, stop).await;
         drop(cancel);
@@ -237,37 +240,6 @@ impl Turn<'_> {
             claim.executions
         );
         self.give_up(claim, started_at, why, log).await
-    }
-
-    /// An attempt that ends without a receipt: a last event says why, and
-    /// its events not stored yet are stored and published (best effort;
-    /// nothing when the claim was superseded).
-    async fn end_attempt(&self, mut log: AttemptLog, why: &str, kind: Option<FailureKind>) {
-        let shared = self.shared;
-        log.push(scrubbed(
-            &shared.redactor,
-            EventBody::Error {
-                message: format!("attempt {} {why}", self.delivery.attempt),
-                failure_kind: kind,
-            },
-        ));
-        if log
-            .flush(
-                &shared.journal,
-                &shared.jetstream,
-                self.traceparent.as_deref(),
-            )
-            .await
-            .is_err()
-        {
-            tracing::info!("the claim was superseded; the attempt's last events were not stored");
-        }
-    }
-
-    /// This attempt's event log under `claim`, numbered from where the claim found the run's.
-    pub(super) fn attempt_log(&self, claim: &Claim) -> AttemptLog {
-        let first_seq = u64::try_from(claim.next_event_seq).unwrap_or(1);
-        AttemptLog::new(&self.command, self.delivery.attempt, claim.token, first_seq)
     }
 
     /// The command's budget is spent: a failed receipt (`max-deliveries`,

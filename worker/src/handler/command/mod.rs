@@ -24,6 +24,7 @@
 //! - [`refuse`]: what is not executed — replays, conflicts, missing runs,
 //!   cancelled commands, terminal runs, turns that never come.
 
+mod attempt;
 mod commit;
 mod delay;
 mod execute;
