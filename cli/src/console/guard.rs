@@ -74,16 +74,21 @@ fn loopback_host(headers: &HeaderMap) -> bool {
 }
 
 /// Whether an `Origin` header, when there is a telling one, is the
-/// console's own (`Host`). Absent or `null` (a privacy-minded browser or
-/// page), it says nothing, and the CSRF token decides.
+/// console's own: `Host`, or `X-Forwarded-Host` behind a reverse proxy (a
+/// cross-site form can set neither). Absent or `null` (a privacy-minded
+/// browser or page), it says nothing, and the CSRF token decides.
 fn same_origin(headers: &HeaderMap) -> bool {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let Some(origin) = origin.filter(|o| *o != "null") else {
         return true;
     };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+    let Some((_, origin_host)) = origin.split_once("://") else {
+        return false;
+    };
+    [header::HOST.as_str(), "x-forwarded-host"]
+        .into_iter()
+        .filter_map(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+        .any(|host| host.eq_ignore_ascii_case(origin_host))
 }
 
 fn same(a: &str, b: &str) -> bool {
@@ -332,6 +337,17 @@ mod tests {
         assert!(same_origin(&headers));
         headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(same_origin(&headers), "null: the CSRF token decides");
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://console.example"),
+        );
+        assert!(!same_origin(&headers));
+        headers.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("console.example"),
+        );
+        assert!(same_origin(&headers), "behind a reverse proxy");
+        headers.remove("x-forwarded-host");
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://evil.example"),

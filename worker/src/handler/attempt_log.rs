@@ -31,12 +31,16 @@ pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(100);
 pub(crate) const MOST_PER_APPEND: usize = 1_000;
 /// How soon the next append follows one that left events behind.
 const NEXT_APPEND: Duration = Duration::from_millis(10);
+/// How long the end of an attempt waits for its publisher; what is still
+/// unpublished then keeps being tried in the background (and is published
+/// again by a redelivery's replay or the next execution).
+const FINISH_WAIT: Duration = Duration::from_secs(5);
 
-/// Publishes an attempt's stored events in the background, batch by batch
-/// in order; a batch whose publish fails is tried again with the next one,
-/// and what is still unpublished when it is closed is handed back.
+/// Publishes an attempt's stored events in the background, in order, all
+/// that is queued at once; what fails is tried again with the next, and
+/// what is still unpublished when it is closed is handed back.
 #[derive(Debug)]
-struct Publisher {
+pub(crate) struct Publisher {
     batches: mpsc::UnboundedSender<Vec<Event>>,
     done: tokio::task::JoinHandle<Vec<Event>>,
 }
@@ -48,6 +52,9 @@ impl Publisher {
             let mut failed: Vec<Event> = Vec::new();
             while let Some(mut batch) = received.recv().await {
                 failed.append(&mut batch);
+                while let Ok(mut more) = received.try_recv() {
+                    failed.append(&mut more);
+                }
                 let Ok((each, _)) = serialize_all(&failed) else {
                     failed.clear();
                     continue;
@@ -64,10 +71,20 @@ impl Publisher {
         Publisher { batches, done }
     }
 
-    /// Closes it: waits for its publishes, and returns what it could not publish.
-    async fn finish(self) -> Vec<Event> {
+    /// Closes it: waits (at most [`FINISH_WAIT`]) for its publishes, and
+    /// returns what it could not publish (nothing when it ran out of time:
+    /// it goes on in the background).
+    pub(crate) async fn finish(self) -> Vec<Event> {
         drop(self.batches);
-        self.done.await.unwrap_or_default()
+        match tokio::time::timeout(FINISH_WAIT, self.done).await {
+            Ok(done) => done.unwrap_or_default(),
+            Err(_) => {
+                tracing::warn!(
+                    "live events still being published after {FINISH_WAIT:?}; left to the background"
+                );
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -82,6 +99,29 @@ pub(crate) enum Unsettled {
     Superseded,
     /// PostgreSQL did not answer (the commit would not either).
     Db(crate::db::DbError),
+}
+
+/// What is left of an attempt's events when it ends ([`AttemptLog::into_rest`]).
+pub(crate) struct Rest {
+    /// Not stored yet.
+    pub(crate) unstored: Vec<Event>,
+    /// Stored, not handed to the publisher.
+    pub(crate) unpublished: Vec<Event>,
+    /// Publishing what was handed to it.
+    pub(crate) publisher: Option<Publisher>,
+}
+
+impl Rest {
+    /// The stored events still to publish: the publisher's leftovers (once
+    /// it is through, or out of time) and those never handed to it.
+    pub(crate) async fn stored_unpublished(&mut self) -> Vec<Event> {
+        let mut left = match self.publisher.take() {
+            Some(publisher) => publisher.finish().await,
+            None => Vec::new(),
+        };
+        left.append(&mut self.unpublished);
+        left
+    }
 }
 
 /// One attempt's events: those not sent yet, the batch sent whose answer
@@ -169,16 +209,16 @@ impl AttemptLog {
         })
     }
 
-    /// The events not stored yet (the commit stores them), and those stored
-    /// and not published (the commit publishes them), once the publisher
-    /// is through. Call [`AttemptLog::settle_in_flight`] first.
-    pub(crate) async fn into_rest(mut self) -> (Vec<Event>, Vec<Event>) {
-        let mut unpublished = match self.publisher.take() {
-            Some(publisher) => publisher.finish().await,
-            None => Vec::new(),
-        };
-        unpublished.append(&mut self.unpublished);
-        (self.pending, unpublished)
+    /// What is left: the events not stored yet (the commit stores them),
+    /// those stored and not handed to the publisher, and the publisher
+    /// (finish it once the outcome is committed). Call
+    /// [`AttemptLog::settle_in_flight`] first.
+    pub(crate) fn into_rest(self) -> Rest {
+        Rest {
+            unstored: self.pending,
+            unpublished: self.unpublished,
+            publisher: self.publisher,
+        }
     }
 
     /// Stores the events not stored yet under the claim, then publishes

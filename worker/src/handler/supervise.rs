@@ -160,9 +160,12 @@ pub(crate) async fn supervise(
             .profile
             .inactivity_timeout
             .and_then(|t| crumbs.last_activity.checked_add(t));
-        // Biased: the flush, the heartbeat and the watchdogs come before the
-        // backend's signals, so a backend flooding events cannot starve them
-        // (each is ready only now and then).
+        // Biased: the flush, the heartbeat and the stop requests come first
+        // (each is ready only now and then, and a backend flooding events
+        // cannot starve them); then the backend's signals, before its end (a
+        // last cost metric can still exhaust a budget); then the deadlines,
+        // so an execution that ended while a flush or heartbeat was awaited
+        // counts; inactivity last, so an event already waiting is activity.
         tokio::select! {
             biased;
             () = sleep_until(log.due()) => {
@@ -201,6 +204,16 @@ pub(crate) async fn supervise(
                     format!("cancelled {}", crumbs.describe()),
                 )));
             }
+            signal = received.recv() => match signal {
+                Some(Signal::Event(body)) => {
+                    if let Some(why) = keep(body, &mut crumbs, &mut log, &mut cost) {
+                        break Err(Stop::Failed(BackendError::new(FailureKind::BudgetExhausted, why)));
+                    }
+                }
+                Some(Signal::Activity) => crumbs.last_activity = Instant::now(),
+                None => {}
+            },
+            result = &mut execution => break Ok(result),
             () = sleep_until(timeout_at) => {
                 break Err(Stop::Failed(BackendError::new(
                     FailureKind::TimedOut,
@@ -224,16 +237,6 @@ pub(crate) async fn supervise(
                         crumbs.describe()),
                 )));
             }
-            signal = received.recv() => match signal {
-                Some(Signal::Event(body)) => {
-                    if let Some(why) = keep(body, &mut crumbs, &mut log, &mut cost) {
-                        break Err(Stop::Failed(BackendError::new(FailureKind::BudgetExhausted, why)));
-                    }
-                }
-                Some(Signal::Activity) => crumbs.last_activity = Instant::now(),
-                None => {}
-            },
-            result = &mut execution => break Ok(result),
         }
     };
 

@@ -28,10 +28,16 @@ impl Turn<'_> {
             },
         ));
         // A batch whose answer was lost goes first, then the rest, a
-        // statement's worth at a time (at most 10 tries).
-        for _ in 0..10 {
+        // statement's worth at a time: at most 10 tries, each when the log
+        // says (a failed one waits a flush interval).
+        for tries in 0..10 {
             if !log.has_unstored() {
                 break;
+            }
+            if tries > 0
+                && let Some(due) = log.due()
+            {
+                tokio::time::sleep_until(due.into()).await;
             }
             let flushed = log
                 .flush(
@@ -49,7 +55,7 @@ impl Turn<'_> {
         }
         // Published before the message is handed back (what fails now is
         // published again when the command is executed anew).
-        let (_, unpublished) = log.into_rest().await;
+        let unpublished = log.into_rest().stored_unpublished().await;
         let traceparent = self.traceparent.as_deref();
         if let Err(err) =
             crate::publisher::publish_all(&shared.jetstream, &unpublished, traceparent).await

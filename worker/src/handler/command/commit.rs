@@ -63,7 +63,7 @@ impl Turn<'_> {
             Err(Unsettled::Db(err)) => return Err(err.into()),
             Err(Unsettled::Superseded) => {
                 // What was stored under the claim is in the log: on the stream too.
-                let (_, stored) = log.into_rest().await;
+                let stored = log.into_rest().stored_unpublished().await;
                 if let Err(err) = publish_all(&shared.jetstream, &stored, traceparent).await {
                     tracing::warn!(error = %err, "stored events not published");
                 }
@@ -75,7 +75,8 @@ impl Turn<'_> {
             }
         }
         let range = log.range();
-        let (events, unpublished) = log.into_rest().await;
+        let mut rest = log.into_rest();
+        let events = std::mem::take(&mut rest.unstored);
         let mut receipt = self.receipt(
             status,
             failure,
@@ -98,7 +99,9 @@ impl Turn<'_> {
                 let commit_ms = committing.elapsed().as_secs_f64() * 1e3;
                 self.count_outcome(&receipt, committing.elapsed());
                 let publishing = Instant::now();
-                // Stored earlier, their publish failed: published with the rest.
+                // The live events stored earlier first (the attempt's
+                // publisher through, or out of time), then the rest.
+                let unpublished = rest.stored_unpublished().await;
                 let (earlier, _) = serialize_all(&unpublished).map_err(serialization)?;
                 tokio::try_join!(
                     publish_all_bytes(&shared.jetstream, &unpublished, &earlier, traceparent),
@@ -116,6 +119,7 @@ impl Turn<'_> {
             }
             Complete::Fenced => {
                 // Stored under the claim earlier: in the log, so on the stream too.
+                let unpublished = rest.stored_unpublished().await;
                 if let Err(err) = publish_all(&shared.jetstream, &unpublished, traceparent).await {
                     tracing::warn!(error = %err, "stored events not published");
                 }

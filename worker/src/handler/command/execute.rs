@@ -28,6 +28,10 @@ impl Turn<'_> {
     ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let started_at = Utc::now();
+        if claim.executions > 1 {
+            // Whatever this claim does next (execute, give up, hand back).
+            self.republish_earlier_attempts(&claim);
+        }
         if claim.executions > shared.max_attempts() {
             // Started that often without an outcome: each earlier execution
             // ended with its worker (killed, or its lease lost) — a command
@@ -150,9 +154,6 @@ impl Turn<'_> {
             self.prepare_workdir(&run, &ctx).await?;
             backend.execute(&self.command, &ctx).await
         };
-        if claim.executions > 1 {
-            self.republish_earlier_attempts(&claim);
-        }
         let log = self.attempt_log(&claim);
         let supervised = supervise(supervision, log, execution, received, stop).await;
         drop(cancel);
