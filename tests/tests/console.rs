@@ -469,6 +469,9 @@ async fn the_console_shows_and_steers_the_fleet_in_a_real_browser() {
     text_when(c, "#workers-alive", |t| t.starts_with("2 alive")).await;
     shot(c, "overview").await;
     eprintln!("screenshots in {}", screenshots().display());
+    // Ends the session, so chromedriver closes Chromium (killing only the
+    // driver would leave the browser running).
+    c.clone().close().await.unwrap();
 }
 
 async fn console_read_only(nats_url: &str) -> Console {
