@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Stack, http_get, http_request, payload, profile, with_profiles};
+use common::{Stack, http_get, http_request, profile, turn, with_profiles};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use runfleet_producer::{Producer, new_command, new_run};
-use runfleet_schemas::{CommandCreate, CommandKind, RunCreate, SessionId, TerminalCommandStatus};
+use runfleet_producer::{Producer, new_run};
+use runfleet_schemas::{CommandCreate, RunCreate, SessionId, TerminalCommandStatus};
 use runfleet_tests::{binary, workspace_root};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -178,16 +178,6 @@ async fn click(client: &Client, css: &str) {
         .click()
         .await
         .unwrap();
-}
-
-fn turn(run: &RunCreate, seq: u64, body: Value) -> CommandCreate {
-    new_command(
-        &run.tenant,
-        &run.run_id,
-        seq,
-        CommandKind::Turn,
-        payload(body),
-    )
 }
 
 async fn run_with(producer: &Producer, run: &RunCreate, bodies: &[Value]) -> Vec<CommandCreate> {

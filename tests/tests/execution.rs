@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Stack, payload, profile, tail, with_profiles, worker};
+use common::{Stack, payload, profile, tail, turn, with_profiles, worker};
 use runfleet_producer::{Producer, new_cancel, new_command, new_run};
 use runfleet_schemas::{CommandCreate, CommandKind, ResourceBundle, RunCreate, SessionId};
 use runfleet_tests::TestWorker;
@@ -17,16 +17,6 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn run_for(profile: &str) -> RunCreate {
     new_run("acme", "tests", profile).unwrap()
-}
-
-fn turn(run: &RunCreate, seq: u64, body: Value) -> CommandCreate {
-    new_command(
-        &run.tenant,
-        &run.run_id,
-        seq,
-        CommandKind::Turn,
-        payload(body),
-    )
 }
 
 /// Creates a run of `profile` and sends it one turn.

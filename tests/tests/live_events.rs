@@ -10,9 +10,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::{Stack, payload, profile, with_profiles, worker};
-use runfleet_producer::{new_command, new_run};
-use runfleet_schemas::{CommandKind, Event, EventBody, TerminalCommandStatus};
+use common::{Stack, profile, turn, with_profiles, worker};
+use runfleet_producer::new_run;
+use runfleet_schemas::{Event, EventBody, TerminalCommandStatus};
 use runfleet_tests::{WorkerEnv, binary};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -66,13 +66,7 @@ async fn events_are_live_and_a_killed_attempt_keeps_its_own() {
     let (_cli, mut followed) = follow_with_the_cli(stack.nats.url(), run.run_id.as_str());
     // 30 steps of 200 ms: about 6 s, a progress event after each step.
     let body = json!({"text": "long", "steps": 30, "step_sleep_ms": 200});
-    let command = new_command(
-        &run.tenant,
-        &run.run_id,
-        1,
-        CommandKind::Turn,
-        payload(body),
-    );
+    let command = turn(&run, 1, body);
     producer.send_command(&command).await.unwrap();
 
     // The follower sees the first attempt's progress while it runs.

@@ -50,7 +50,8 @@ pub struct RunListRequest {
     pub limit: Option<u64>,
 }
 
-/// The run statuses a filter may name.
+/// The run statuses (the `runs.status` CHECK): what a filter may name, and
+/// what `fleet.stats` counts.
 pub const RUN_STATUSES: [&str; 6] = [
     "pending",
     "claimed",

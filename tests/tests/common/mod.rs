@@ -264,15 +264,20 @@ pub fn effects(path: &std::path::Path) -> Vec<Effect> {
 pub async fn run_one(producer: &Producer, body: Value) -> CommandCreate {
     let run = new_run("acme", "tests", "echo").unwrap();
     producer.create_run(&run).await.unwrap();
-    let command = new_command(
-        &run.tenant,
-        &run.run_id,
-        1,
-        CommandKind::Turn,
-        payload(body),
-    );
+    let command = turn(&run, 1, body);
     producer.send_command(&command).await.unwrap();
     command
+}
+
+/// A `turn` of `run` at `seq` with `body` as payload.
+pub fn turn(run: &RunCreate, seq: u64, body: Value) -> CommandCreate {
+    new_command(
+        &run.tenant,
+        &run.run_id,
+        seq,
+        CommandKind::Turn,
+        payload(body),
+    )
 }
 
 /// A plain HTTP/1.1 GET on 127.0.0.1: the status and the body.

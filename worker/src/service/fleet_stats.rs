@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use runfleet_schemas::api::{DeadLetterCounts, FleetStats, FleetStatsRequest, WorkerSummary};
+use runfleet_schemas::api::{
+    DeadLetterCounts, FleetStats, FleetStatsRequest, RUN_STATUSES, WorkerSummary,
+};
 
 use super::Api;
 use super::error::ApiError;
@@ -22,15 +24,6 @@ const COMMAND_STATUSES: [&str; 7] = [
     "failed",
     "cancelled",
     "timed-out",
-];
-/// Run statuses (the `runs.status` CHECK), for stable statistics.
-const RUN_STATUSES: [&str; 6] = [
-    "pending",
-    "claimed",
-    "completed",
-    "failed",
-    "blocked",
-    "cancelled",
 ];
 
 impl Api {
