@@ -257,6 +257,10 @@ pub(crate) struct WaitArgs {
     /// How long to wait.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub(crate) timeout: Duration,
+    /// Write the command's whole result (its JSON text; a large result's
+    /// chunks joined and verified) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use futures::StreamExt;
 use runfleet_producer::{ProducerError, follow};
-use runfleet_schemas::Event;
+use runfleet_schemas::{Event, EventBody};
 
 use crate::cli::{Cli, EventsArgs};
 use crate::{connect, print};
@@ -19,11 +19,24 @@ pub(crate) async fn run(cli: &Cli, args: &EventsArgs) -> anyhow::Result<ExitCode
             let attempt = event
                 .attempt
                 .map_or_else(|| "-".to_owned(), |a| format!("a{a}"));
+            let body = match &event.body {
+                // Its base64 is for machines (`--json`, `runfleet wait --output`).
+                EventBody::ResultChunk {
+                    index,
+                    count,
+                    digest,
+                    data,
+                } => format!(
+                    "result_chunk {}/{count} of {digest} ({} bytes of base64)",
+                    index + 1,
+                    data.len()
+                ),
+                body => serde_json::to_string(body).unwrap_or_default(),
+            };
             format!(
-                "{:>5}  {}  {attempt:>3}  {}",
+                "{:>5}  {}  {attempt:>3}  {body}",
                 event.seq,
                 event.at.format("%H:%M:%S%.3f"),
-                serde_json::to_string(&event.body).unwrap_or_default()
             )
         });
     };

@@ -44,6 +44,12 @@ pub(crate) fn receipt(cli: &Cli, receipt: &Receipt) -> ExitCode {
         if let Some(output) = &receipt.output {
             text.push_str(&format!("\noutput: {output}"));
         }
+        if let Some(chunks) = &receipt.output_chunks {
+            text.push_str(&format!(
+                "\noutput: {} bytes in {} result_chunk events ({}; `runfleet wait --output FILE` writes it)",
+                chunks.bytes, chunks.count, chunks.digest
+            ));
+        }
         text
     });
     if receipt.status == TerminalCommandStatus::Completed {

@@ -1,9 +1,11 @@
 //! `runfleet wait`: a command's receipt (exit code 3 when it did not
-//! complete, 4 when none came in time).
+//! complete, 4 when none came in time); with `--output FILE`, its whole
+//! result written to a file.
 
 use std::process::ExitCode;
 
-use runfleet_producer::{ProducerError, follow};
+use anyhow::Context;
+use runfleet_producer::{ProducerError, follow, result};
 
 use crate::cli::{Cli, WaitArgs};
 use crate::{connect, print};
@@ -21,5 +23,21 @@ pub(crate) async fn run(cli: &Cli, args: &WaitArgs) -> anyhow::Result<ExitCode> 
     )
     .await;
     progress.finish_and_clear();
-    Ok(print::receipt(cli, &receipt?))
+    let receipt = receipt?;
+    if let Some(path) = &args.output {
+        let bytes = match result::receipt_output_bytes(producer.jetstream(), &receipt).await? {
+            Some(bytes) => Some(bytes),
+            None => receipt
+                .output
+                .as_ref()
+                .map(serde_json::to_vec)
+                .transpose()?,
+        };
+        match bytes {
+            Some(bytes) => std::fs::write(path, bytes)
+                .with_context(|| format!("writing the result to {}", path.display()))?,
+            None => eprintln!("the command has no result: {} not written", path.display()),
+        }
+    }
+    Ok(print::receipt(cli, &receipt))
 }

@@ -76,6 +76,14 @@ pub enum ProducerError {
         /// What is wrong with it.
         detail: String,
     },
+    /// A chunked result could not be joined (a chunk missing or altered).
+    #[error("the result of command {command_id}: {cause}")]
+    Output {
+        /// The command.
+        command_id: String,
+        /// What is wrong with its chunks.
+        cause: runfleet_schemas::result_chunks::ChunkError,
+    },
     /// An identifier is not a valid subject token.
     #[error(transparent)]
     Id(#[from] runfleet_schemas::IdError),

@@ -19,6 +19,7 @@ mod in_seq_order;
 pub mod inspect;
 pub mod messages;
 mod producer;
+pub mod result;
 
 pub use error::ProducerError;
 pub use messages::{new_cancel, new_command, new_run};

@@ -126,6 +126,21 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failure_kind: Option<FailureKind>,
     },
+    /// One piece of a result too large for its receipt
+    /// ([`crate::result_chunks`]): bytes `index × 196,608` onwards of the
+    /// result's JSON text.
+    ResultChunk {
+        /// Its position, from 0.
+        index: u64,
+        /// How many chunks the result has.
+        #[schemars(range(min = 1))]
+        count: u64,
+        /// `sha256:<hex>` of the whole result's JSON text.
+        #[schemars(regex(pattern = r"^sha256:[0-9a-f]{64}$"))]
+        digest: String,
+        /// The bytes, base64 (standard alphabet, padded).
+        data: String,
+    },
     /// The command reached its terminal status (the last event of a command).
     TerminalStatus {
         /// The status its receipt carries.

@@ -48,6 +48,7 @@ mod json_text;
 mod kind;
 mod priority;
 mod receipt;
+pub mod result_chunks;
 mod routing;
 mod run_create;
 mod status;
@@ -70,5 +71,7 @@ pub use run_create::{ResourceBundle, RunCreate};
 pub use status::{CommandStatus, RunStatus, TerminalCommandStatus};
 
 /// Largest `output` a receipt carries, in bytes of serialized JSON; larger
-/// outputs keep their tail and set `output_truncated`.
+/// results travel as `result_chunk` events ([`result_chunks`]), and those
+/// over [`result_chunks::MAX_OUTPUT_BYTES`] keep their tail and set
+/// `output_truncated`.
 pub const MAX_RECEIPT_OUTPUT_BYTES: usize = 64 * 1024;

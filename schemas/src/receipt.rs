@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::kind::kind_marker;
+use crate::result_chunks::OutputChunks;
 use crate::{
     CommandId, Contract, FailureKind, MessageKind, RunId, SchemaVersion, Tenant,
     TerminalCommandStatus,
@@ -49,10 +50,15 @@ pub struct Receipt {
     /// Why the command did not complete; absent when `status` is `completed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
-    /// The backend's result (redacted, at most 64 KiB of JSON).
+    /// The backend's result (redacted), when its JSON text is at most 64 KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<serde_json::Value>,
-    /// Whether `output` was cut to its tail to fit.
+    /// Present instead of `output` when the result is larger than a
+    /// receipt carries: it travels as this many `result_chunk` events
+    /// ([`crate::result_chunks`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_chunks: Option<OutputChunks>,
+    /// Whether `output` was cut to its tail to fit (a result over 64 MiB).
     #[serde(default)]
     pub output_truncated: bool,
     /// The run events this command produced, if any.

@@ -63,6 +63,13 @@ impl EventRow {
                 }
             }
             "diff" => format!("{}\n{}", s(&body["path"]), s(&body["patch"])),
+            "result_chunk" => format!(
+                "part {} of {} of the result ({} bytes of base64; {})",
+                body["index"].as_u64().unwrap_or_default() + 1,
+                body["count"],
+                body["data"].as_str().map_or(0, str::len),
+                s(&body["digest"])
+            ),
             _ => body.to_string(),
         };
         EventRow {

@@ -40,8 +40,14 @@ use crate::run_log::RunLog;
 
 /// The protocol version announced in `RUNFLEET_PROTOCOL`.
 pub const PROTOCOL_VERSION: &str = "1";
-/// Stdout lines longer than this are cut.
+/// Stdout lines longer than this are dropped, but for a `result` line.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// The longest `result` line: a result of [`MAX_OUTPUT_BYTES`] and its
+/// envelope (results over 64 KiB reach producers as `result_chunk` events).
+///
+/// [`MAX_OUTPUT_BYTES`]: runfleet_schemas::result_chunks::MAX_OUTPUT_BYTES
+pub const MAX_RESULT_LINE_BYTES: usize =
+    runfleet_schemas::result_chunks::MAX_OUTPUT_BYTES + 64 * 1024;
 /// How much of stderr is kept (its tail).
 pub const STDERR_TAIL_BYTES: usize = 16 * 1024;
 /// How much of the stderr tail a failure message quotes.
@@ -252,7 +258,11 @@ impl ProcessBackend {
                 // Bytes, not `LinesCodec`: one stdout line that is not UTF-8
                 // must not end the conversation (`LinesCodec` fails the
                 // stream on it); [`line_text`] reads it lossily.
-                AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_LINE_BYTES),
+                AnyDelimiterCodec::new_with_max_length(
+                    b"\n".to_vec(),
+                    Vec::new(),
+                    MAX_RESULT_LINE_BYTES,
+                ),
             ),
             stderr: tail,
             stderr_activity,
@@ -447,20 +457,18 @@ async fn converse(process: &mut Running, ctx: &ExecutionContext) -> Ended {
                 continue;
             }
         };
-        let text = match line {
-            Some(Ok(bytes)) => line_text(&bytes),
-            Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => {
-                cut_lines += 1;
-                if cut_lines == 1 {
-                    ctx.emit(EventBody::Error {
-                        message: format!(
-                            "a stdout line longer than {MAX_LINE_BYTES} bytes was dropped"
-                        ),
-                        failure_kind: None,
-                    });
-                } else {
-                    ctx.active();
+        let (text, parsed) = match line {
+            Some(Ok(bytes)) => {
+                let text = line_text(&bytes);
+                let parsed = parse_line(&text);
+                if bytes.len() > MAX_LINE_BYTES && !matches!(parsed, Line::Result(_)) {
+                    dropped_long_line(ctx, &mut cut_lines);
+                    continue;
                 }
+                (text, parsed)
+            }
+            Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => {
+                dropped_long_line(ctx, &mut cut_lines);
                 continue;
             }
             Some(Err(AnyDelimiterCodecError::Io(_))) | None => {
@@ -478,7 +486,7 @@ async fn converse(process: &mut Running, ctx: &ExecutionContext) -> Ended {
                 };
             }
         };
-        match parse_line(&text) {
+        match parsed {
             Line::Event(body) => ctx.emit(body),
             Line::Output(text) => ctx.emit(EventBody::CommandOutput {
                 stream: OutputStream::Stdout,
@@ -543,6 +551,22 @@ async fn finish_stderr(process: &mut Running, ctx: &ExecutionContext) -> Option<
         let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
     }
     emit_stderr(process, ctx)
+}
+
+/// A stdout line over the bound was dropped: said once per command, and
+/// counted as activity.
+fn dropped_long_line(ctx: &ExecutionContext, cut_lines: &mut u64) {
+    *cut_lines += 1;
+    if *cut_lines == 1 {
+        ctx.emit(EventBody::Error {
+            message: format!(
+                "a stdout line longer than {MAX_LINE_BYTES} bytes (and not a result line) was dropped"
+            ),
+            failure_kind: None,
+        });
+    } else {
+        ctx.active();
+    }
 }
 
 /// What an exit before the result means.

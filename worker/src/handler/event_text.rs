@@ -34,6 +34,9 @@ pub(crate) fn summary(body: &EventBody) -> String {
         EventBody::Step { name, status } => format!("step {name} {status:?}"),
         EventBody::Metric { name, value } => format!("metric {name}={value}"),
         EventBody::Error { message, .. } => format!("error {}", clip(message)),
+        EventBody::ResultChunk { index, count, .. } => {
+            format!("result_chunk {}/{count}", index + 1)
+        }
         EventBody::TerminalStatus { status, .. } => format!("terminal_status {status:?}"),
     }
 }
@@ -83,7 +86,11 @@ pub(crate) fn scrubbed(redactor: &Redactor, body: EventBody) -> EventBody {
             bound(name);
         }
         EventBody::Error { message, .. } => bound(message),
-        EventBody::Progress { .. } | EventBody::TerminalStatus { .. } => {}
+        // A result chunk is made by the worker from the redacted result:
+        // its base64 is not text to redact or cut.
+        EventBody::Progress { .. }
+        | EventBody::ResultChunk { .. }
+        | EventBody::TerminalStatus { .. } => {}
     }
     body
 }

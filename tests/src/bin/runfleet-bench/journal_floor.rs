@@ -140,6 +140,7 @@ fn outcome(command: &CommandCreate) -> anyhow::Result<(bytes::Bytes, bytes::Byte
         status: TerminalCommandStatus::Completed,
         failure: None,
         output: Some(serde_json::json!({ "text": text })),
+        output_chunks: None,
         output_truncated: false,
         events: None,
         attempt: 1,

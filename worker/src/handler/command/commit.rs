@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use runfleet_schemas::result_chunks::{self, MAX_OUTPUT_BYTES, OutputChunks};
 use runfleet_schemas::{
     EventBody, Failure, MAX_RECEIPT_OUTPUT_BYTES, Receipt, Routed, TerminalCommandStatus,
 };
@@ -49,10 +50,17 @@ impl Turn<'_> {
             redactor.redact_value(&mut output);
             output
         });
+        let (output, chunked) = chunk_output(output);
         let mut log = log.unwrap_or_else(|| self.attempt_log(claim));
         for body in bodies {
             log.push(body);
         }
+        let output_chunks = chunked.map(|(chunks, bodies)| {
+            for body in bodies {
+                log.push(body);
+            }
+            chunks
+        });
         log.push(EventBody::TerminalStatus {
             status,
             failure_kind: failure.as_ref().map(|f| f.kind),
@@ -86,6 +94,7 @@ impl Turn<'_> {
             Some(started_at),
         );
         receipt.budget_remaining = budget_remaining;
+        receipt.output_chunks = output_chunks;
         let (event_bytes, events_json) = serialize_all(&events).map_err(serialization)?;
         let receipt_json = bytes::Bytes::from(serde_json::to_vec(&receipt).map_err(serialization)?);
         let committing = Instant::now();
@@ -183,8 +192,26 @@ pub(super) fn bound_text(text: &str, max: usize) -> String {
     format!("{head}… [{} bytes cut]", text.len() - head.len())
 }
 
-/// Keeps at most [`MAX_RECEIPT_OUTPUT_BYTES`] of output: larger output is
-/// replaced by the tail of its JSON text.
+/// What a receipt says of a chunked result, and the chunks' events.
+pub(super) type Chunked = (OutputChunks, Vec<EventBody>);
+
+/// A result too large for its receipt but not over [`MAX_OUTPUT_BYTES`],
+/// split into `result_chunk` events (the receipt then carries no `output`);
+/// any other result as it is.
+pub(super) fn chunk_output(output: Option<Value>) -> (Option<Value>, Option<Chunked>) {
+    let Some(value) = output else {
+        return (None, None);
+    };
+    let text = value.to_string();
+    if text.len() <= MAX_RECEIPT_OUTPUT_BYTES || text.len() > MAX_OUTPUT_BYTES {
+        return (Some(value), None);
+    }
+    (None, Some(result_chunks::split(&text)))
+}
+
+/// Keeps at most [`MAX_RECEIPT_OUTPUT_BYTES`] of output: larger output (a
+/// result over [`MAX_OUTPUT_BYTES`]: smaller ones are chunked) is replaced
+/// by the tail of its JSON text.
 pub(super) fn bound_output(output: Option<Value>) -> (Option<Value>, bool) {
     let Some(output) = output else {
         return (None, false);

@@ -329,6 +329,7 @@ impl Turn<'_> {
             status,
             failure,
             output,
+            output_chunks: None,
             output_truncated,
             events,
             attempt: self.delivery.attempt,

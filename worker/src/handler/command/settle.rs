@@ -4,7 +4,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use runfleet_schemas::{CommandKind, Event, EventBody, EventRange, Receipt, TerminalCommandStatus};
+use runfleet_schemas::{
+    CommandKind, Event, EventBody, EventRange, MAX_RECEIPT_OUTPUT_BYTES, Receipt,
+    TerminalCommandStatus,
+};
 
 use super::Turn;
 use crate::handler::event_text::scrubbed;
@@ -40,6 +43,10 @@ impl Turn<'_> {
         });
         let mut output = outcome.output;
         shared.redactor.redact_value(&mut output);
+        if output.to_string().len() > MAX_RECEIPT_OUTPUT_BYTES {
+            // Chunked with the receipt's commit, which this path does not do.
+            return None;
+        }
         let receipt = self.receipt(
             TerminalCommandStatus::Completed,
             None,
