@@ -10,7 +10,7 @@ use runfleet_schemas::{Priority, RunId, Tenant};
 
 use crate::cli_scheduling::parse_priority;
 pub(crate) use crate::cli_scheduling::{
-    LimitCommand, ScheduleCommand, ScheduleCreateArgs, ScheduleTarget,
+    LimitCommand, ScheduleCommand, ScheduleCreateArgs, ScheduleTarget, SignerCommand,
 };
 
 #[derive(Debug, Parser)]
@@ -37,6 +37,15 @@ pub(crate) struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// An NKey user seed (`SU…`) that signs every cancel (for a fleet that
+    /// requires signed cancels; `runfleet signer generate` makes one).
+    #[arg(
+        long,
+        global = true,
+        env = "RUNFLEET_SIGNING_KEY",
+        hide_env_values = true
+    )]
+    pub(crate) signing_key: Option<String>,
     #[command(subcommand)]
     pub(crate) command: Cmd,
 }
@@ -73,6 +82,9 @@ pub(crate) enum Cmd {
     /// Concurrency limits per key: set, list, delete.
     #[command(subcommand)]
     Limit(LimitCommand),
+    /// Keys that may sign a tenant's cancels: generate, add, list, remove.
+    #[command(subcommand)]
+    Signer(SignerCommand),
     /// Check a message (a file, or `-` for stdin) against the contract.
     Validate(ValidateArgs),
     /// Validate a run.create, command.create or control.cancel message and publish it.

@@ -1,6 +1,7 @@
-//! The command line's shape for scheduling and flow control: recurring
-//! schedules (`runfleet schedule …`) and concurrency limits (`runfleet
-//! limit …`), and `--priority`, which they share with the rest.
+//! The command line's shape for scheduling, flow control and control
+//! keys: recurring schedules (`runfleet schedule …`), concurrency limits
+//! (`runfleet limit …`), the signers of cancels (`runfleet signer …`), and
+//! `--priority`, which they share with the rest.
 
 use clap::{Args, Subcommand};
 use runfleet_schemas::Priority;
@@ -26,6 +27,36 @@ pub(crate) enum LimitCommand {
     Delete {
         /// The key or pattern, as set.
         pattern: String,
+    },
+}
+
+/// `runfleet signer …`: the keys that may sign a tenant's cancels.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SignerCommand {
+    /// Make a new key pair: prints its seed (secret) and public key.
+    Generate,
+    /// Register a public key (`U…`) to sign a tenant's cancels.
+    Add {
+        /// The tenant.
+        tenant: String,
+        /// The public NKey.
+        public_key: String,
+        /// Who or what holds it.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// List the registered keys.
+    List {
+        /// Only this tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Remove a key: its signatures are refused from the next cancel on.
+    Remove {
+        /// The tenant.
+        tenant: String,
+        /// The public NKey.
+        public_key: String,
     },
 }
 

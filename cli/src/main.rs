@@ -40,6 +40,7 @@ mod publish;
 mod run_create;
 mod schedule;
 mod session;
+mod signer;
 mod status;
 mod validate;
 mod wait;
@@ -47,7 +48,7 @@ mod wait;
 use std::process::ExitCode;
 
 use clap::Parser;
-use runfleet_producer::{NatsAuth, Producer, ProducerError};
+use runfleet_producer::{NatsAuth, Producer, ProducerError, Signer};
 
 use crate::cli::{Cli, Cmd, CommandCommand, RunCommand, SessionCommand};
 
@@ -100,6 +101,7 @@ async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Cmd::Dlq(command) => dlq::run(cli, command).await,
         Cmd::Schedule(command) => schedule::run(cli, command).await,
         Cmd::Limit(command) => limit::run(cli, command).await,
+        Cmd::Signer(command) => signer::run(cli, command).await,
         Cmd::Status(args) => status::run(cli, args).await,
         Cmd::Console(args) => console::run(cli, args).await,
     }
@@ -111,5 +113,9 @@ pub(crate) async fn connect(cli: &Cli) -> Result<Producer, ProducerError> {
     if cli.creds.is_some() {
         auth.creds_file.clone_from(&cli.creds);
     }
-    Producer::connect_with(&cli.nats_url, &auth).await
+    let producer = Producer::connect_with(&cli.nats_url, &auth).await?;
+    Ok(match &cli.signing_key {
+        Some(seed) => producer.with_signer(Signer::from_seed(seed)?),
+        None => producer,
+    })
 }

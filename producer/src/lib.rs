@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod messages;
 mod producer;
 pub mod result;
+mod signing;
 
 pub use error::ProducerError;
 pub use messages::{new_cancel, new_command, new_run};
@@ -27,3 +28,4 @@ pub use producer::{Accepted, Producer};
 /// Connecting to NATS (authentication, TLS): the `runfleet-nats` crate.
 pub use runfleet_nats as connect;
 pub use runfleet_nats::NatsAuth;
+pub use signing::Signer;

@@ -18,6 +18,8 @@ pub struct Producer {
     max_payload: Option<usize>,
     /// How long a publish is retried while JetStream cannot answer.
     retry_for: std::time::Duration,
+    /// The key that signs cancels, if any.
+    signer: Option<crate::Signer>,
 }
 
 /// How long a publish is retried by default while JetStream cannot answer
@@ -71,7 +73,16 @@ impl Producer {
             jetstream,
             max_payload: None,
             retry_for: DEFAULT_PUBLISH_RETRY,
+            signer: None,
         }
+    }
+
+    /// Signs every `control.cancel` with `signer` (a fleet that requires
+    /// signed cancels accepts only those of keys registered for the tenant).
+    #[must_use]
+    pub fn with_signer(mut self, signer: crate::Signer) -> Producer {
+        self.signer = Some(signer);
+        self
     }
 
     /// Retries a publish JetStream could not answer for up to `period`
@@ -199,6 +210,11 @@ impl Producer {
         );
         headers.insert(headers::SCHEMA, M::KIND.as_str());
         headers.insert(headers::TRACEPARENT, traceparent);
+        if let Some(signer) = &self.signer
+            && M::KIND == runfleet_schemas::MessageKind::ControlCancel
+        {
+            signer.sign(&mut headers, &subject, &payload);
+        }
         let publish_error = |cause| ProducerError::Publish {
             subject: subject.clone(),
             cause,

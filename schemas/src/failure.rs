@@ -52,6 +52,9 @@ pub enum FailureKind {
     PayloadTooLarge,
     /// The command was not started within its `schedule_to_start_ms`.
     ScheduleToStart,
+    /// A `control.cancel` lacked a valid, fresh, unreplayed signature of a
+    /// key registered for its tenant, while the fleet requires one.
+    SignatureInvalid,
 }
 
 /// What the worker does with a failed delivery.
@@ -65,7 +68,7 @@ pub enum Retry {
 
 impl FailureKind {
     /// Every failure kind.
-    pub const ALL: [FailureKind; 18] = [
+    pub const ALL: [FailureKind; 19] = [
         FailureKind::SchemaInvalid,
         FailureKind::IdempotencyConflict,
         FailureKind::RunTerminal,
@@ -84,6 +87,7 @@ impl FailureKind {
         FailureKind::MaxDeliveries,
         FailureKind::PayloadTooLarge,
         FailureKind::ScheduleToStart,
+        FailureKind::SignatureInvalid,
     ];
 
     /// The receipt status this failure ends a command with.
@@ -127,6 +131,7 @@ impl FailureKind {
             FailureKind::MaxDeliveries => "max-deliveries",
             FailureKind::PayloadTooLarge => "payload-too-large",
             FailureKind::ScheduleToStart => "schedule-to-start",
+            FailureKind::SignatureInvalid => "signature-invalid",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | `Runfleet-Schema` | every published message | the message kind (`command.create`, …)           |
 //! | `traceparent`     | optional                | W3C trace context, carried to events and receipts |
 //! | `Runfleet-Waiting-Since` | parked commands published again | when the fleet first saw the command |
+//! | `Runfleet-Signer`, `Runfleet-Signed-At`, `Runfleet-Signature` | signed `control.cancel` | [`crate::control_signature`] |
 
 use sha2::{Digest, Sha256};
 

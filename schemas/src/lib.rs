@@ -37,6 +37,7 @@
 pub mod api;
 mod command_create;
 mod control_cancel;
+pub mod control_signature;
 mod dead_letter;
 mod decode;
 mod event;

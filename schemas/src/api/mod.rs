@@ -32,12 +32,16 @@
 //! | `limit.list` | [`LimitListRequest`] | [`LimitList`] |
 //! | `limit.delete` | [`LimitDeleteRequest`] | [`LimitAnswer`] |
 //! | `runs.list` | [`RunListRequest`] | [`RunList`] |
+//! | `signer.add` | [`SignerAddRequest`] | [`SignerAnswer`] |
+//! | `signer.list` | [`SignerListRequest`] | [`SignerList`] |
+//! | `signer.remove` | [`SignerRemoveRequest`] | [`SignerAnswer`] |
 
 mod limits;
 mod requests;
 mod responses;
 mod runs;
 mod schedules;
+mod signers;
 
 pub use limits::{
     KeyStats, LimitAnswer, LimitDeleteRequest, LimitList, LimitListRequest, LimitSetRequest,
@@ -55,6 +59,10 @@ pub use runs::{MAX_RUNS_PAGE, RUN_STATUSES, RunList, RunListRequest, RunSummary}
 pub use schedules::{
     CatchUp, ScheduleAction, ScheduleAnswer, ScheduleCreateRequest, ScheduleList,
     ScheduleListRequest, ScheduleUpdateRequest,
+};
+pub use signers::{
+    MAX_NOTE, SignerAddRequest, SignerAnswer, SignerList, SignerListRequest, SignerRemoveRequest,
+    is_user_public_key,
 };
 
 use schemars::JsonSchema;
@@ -174,6 +182,9 @@ pub fn schemas() -> Vec<(&'static str, serde_json::Value, serde_json::Value)> {
         pair::<LimitListRequest>(),
         pair::<LimitDeleteRequest>(),
         pair::<RunListRequest>(),
+        pair::<SignerAddRequest>(),
+        pair::<SignerListRequest>(),
+        pair::<SignerRemoveRequest>(),
     ]
 }
 

@@ -131,6 +131,14 @@ settings! {
             );
             help "Log as JSON lines (`--log-json`, or `RUNFLEET_LOG_JSON=1|true`)";
             meaning "JSON log lines; `RUST_LOG` filters";
+        require_signed_control: bool = false,
+            flag bool, env "RUNFLEET_REQUIRE_SIGNED_CONTROL", clap(
+                num_args = 0..=1,
+                default_missing_value = "true",
+                value_parser = clap::builder::BoolishValueParser::new()
+            );
+            help "Accept only signed cancels (`--require-signed-control`, or `RUNFLEET_REQUIRE_SIGNED_CONTROL=1|true`)";
+            meaning "accept a `control.cancel` only when it carries a fresh, unreplayed Ed25519 (NKey) signature of a key registered for its tenant (`signer.add`); others are dead-lettered `signature-invalid` (schemas/README.md, \"Signed cancels\"). Off, signatures are neither needed nor checked";
         echo_effects_file: Option<PathBuf> = None,
             flag PathBuf, env "RUNFLEET_ECHO_EFFECTS_FILE";
             help "Append one line per `echo` execution to this file (tests)";

@@ -7,6 +7,9 @@
 //! runs, and a cancelled run refuses its pending commands with `cancelled`
 //! receipts), then broadcast to every worker, which stops matching running
 //! commands at once. Waiting commands of the run are woken so they see it.
+//! A fleet that requires signed cancels checks the signature first
+//! ([`super::control_signature`]) and dead-letters a cancel that fails it
+//! as `signature-invalid`.
 
 use async_nats::jetstream::{self, AckKind};
 use runfleet_schemas::{ControlCancel, FailureKind, Priority, subjects};
@@ -53,6 +56,24 @@ async fn dispatch(
     };
     match checked {
         Ok(cancel) => {
+            if shared.config.require_signed_control
+                && let Err(why) = super::control_signature::check(
+                    shared,
+                    message,
+                    delivery,
+                    cancel.tenant.as_str(),
+                )
+                .await?
+            {
+                return dead_letter(
+                    shared,
+                    message,
+                    delivery,
+                    FailureKind::SignatureInvalid,
+                    why,
+                )
+                .await;
+            }
             apply(shared, &cancel).await?;
             Ok(Disposition::Ack)
         }

@@ -11,6 +11,7 @@ mod attempt_log;
 mod breadcrumbs;
 mod command;
 pub(crate) mod control;
+mod control_signature;
 mod dead_letter;
 mod divert;
 mod event_text;

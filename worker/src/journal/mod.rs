@@ -35,6 +35,7 @@ pub use schedules::Firing;
 mod run_events;
 pub use parking::{Among, Parked};
 mod settle;
+mod signers;
 mod steps;
 mod workers;
 pub use settle::SET_BASED_FROM;

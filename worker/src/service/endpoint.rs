@@ -5,14 +5,14 @@ use runfleet_schemas::api::{
     ApiRequest, CommandGetRequest, DlqListRequest, DlqRedriveRequest, DlqShowRequest,
     EventsAfterRequest, FleetStatsRequest, LimitDeleteRequest, LimitListRequest, LimitSetRequest,
     RunListRequest, RunStatusRequest, ScheduleCreateRequest, ScheduleListRequest,
-    ScheduleUpdateRequest,
+    ScheduleUpdateRequest, SignerAddRequest, SignerListRequest, SignerRemoveRequest,
 };
 
 #[cfg(doc)]
 use super::API_PREFIX;
 
 /// Every endpoint, as its subject below [`API_PREFIX`].
-pub const ENDPOINTS: [&str; 14] = [
+pub const ENDPOINTS: [&str; 17] = [
     RunStatusRequest::ENDPOINT,
     CommandGetRequest::ENDPOINT,
     EventsAfterRequest::ENDPOINT,
@@ -27,6 +27,9 @@ pub const ENDPOINTS: [&str; 14] = [
     LimitListRequest::ENDPOINT,
     LimitDeleteRequest::ENDPOINT,
     RunListRequest::ENDPOINT,
+    SignerAddRequest::ENDPOINT,
+    SignerListRequest::ENDPOINT,
+    SignerRemoveRequest::ENDPOINT,
 ];
 
 /// The endpoints, dispatched on by [`Api::dispatch`].
@@ -60,11 +63,17 @@ pub(super) enum Endpoint {
     LimitDelete,
     /// `runs.list`
     RunsList,
+    /// `signer.add`
+    SignerAdd,
+    /// `signer.list`
+    SignerList,
+    /// `signer.remove`
+    SignerRemove,
 }
 
 impl Endpoint {
     /// Every endpoint, in the order of [`ENDPOINTS`].
-    pub(super) const ALL: [Endpoint; 14] = [
+    pub(super) const ALL: [Endpoint; 17] = [
         Endpoint::RunStatus,
         Endpoint::CommandGet,
         Endpoint::EventsAfter,
@@ -79,6 +88,9 @@ impl Endpoint {
         Endpoint::LimitList,
         Endpoint::LimitDelete,
         Endpoint::RunsList,
+        Endpoint::SignerAdd,
+        Endpoint::SignerList,
+        Endpoint::SignerRemove,
     ];
 
     /// The subject below [`API_PREFIX`].
@@ -98,6 +110,9 @@ impl Endpoint {
             Endpoint::LimitList => ENDPOINTS[11],
             Endpoint::LimitDelete => ENDPOINTS[12],
             Endpoint::RunsList => ENDPOINTS[13],
+            Endpoint::SignerAdd => ENDPOINTS[14],
+            Endpoint::SignerList => ENDPOINTS[15],
+            Endpoint::SignerRemove => ENDPOINTS[16],
         }
     }
 
@@ -118,6 +133,9 @@ impl Endpoint {
             Endpoint::LimitList => "limit-list",
             Endpoint::LimitDelete => "limit-delete",
             Endpoint::RunsList => "runs-list",
+            Endpoint::SignerAdd => "signer-add",
+            Endpoint::SignerList => "signer-list",
+            Endpoint::SignerRemove => "signer-remove",
         }
     }
 }

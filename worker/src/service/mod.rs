@@ -103,6 +103,7 @@ mod run_status;
 pub mod runs_list;
 mod schedules;
 pub mod sessions;
+mod signers;
 
 use std::sync::Arc;
 
@@ -306,6 +307,9 @@ impl Api {
             Endpoint::LimitList => self.encode(&self.limit_list(read(body)?).await?),
             Endpoint::LimitDelete => self.encode(&self.limit_delete(read(body)?).await?),
             Endpoint::RunsList => self.encode(&self.runs_list(read(body)?).await?),
+            Endpoint::SignerAdd => self.encode(&self.signer_add(read(body)?).await?),
+            Endpoint::SignerList => self.encode(&self.signer_list(read(body)?).await?),
+            Endpoint::SignerRemove => self.encode(&self.signer_remove(read(body)?).await?),
         }
     }
 }
