@@ -2,7 +2,7 @@
 //! program (the process backend) is stored whole in PostgreSQL as
 //! `result_chunk` events, published in order, and its receipt names them;
 //! the Rust producer joins and verifies them, and `runfleet wait --output`
-//! writes the very bytes. Workers at the default settings.
+//! writes the very bytes. Workers at the default settings but a 2 s lease.
 
 mod common;
 
@@ -26,7 +26,11 @@ fn expected(bytes: usize) -> Value {
 #[tokio::test]
 async fn a_20_mib_result_travels_as_verified_chunks() {
     let stack = common::Stack::start().await;
-    let defaults = WorkerEnv::at_defaults(stack.nats.url(), stack.db.url());
+    // A 2 s lease, shorter than the commit of 20 MiB takes in a debug
+    // build: the worker renews it while it commits (else the message
+    // would be delivered again and the commit superseded).
+    let defaults =
+        WorkerEnv::at_defaults(stack.nats.url(), stack.db.url()).with("RUNFLEET_ACK_WAIT", "2s");
     let (env, _config) =
         common::with_profiles(&defaults, &[common::profile("big", "big_result.py", "")]);
     let worker = common::worker(&env, "w1").await;

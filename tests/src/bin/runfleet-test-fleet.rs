@@ -55,9 +55,15 @@ async fn main() -> Result<()> {
     };
     std::fs::write(
         profiles.path(),
-        [table("agent", "agent.py"), table("big", "big_result.py")].join("\n"),
+        [
+            "[profiles.echo]\nkind = \"echo\"\n".to_owned(),
+            table("agent", "agent.py"),
+            table("big", "big_result.py"),
+        ]
+        .join("\n"),
     )?;
-    let mut env = WorkerEnv::new(nats.url(), db.url())
+    // The product's defaults (the lease included): what producers meet.
+    let mut env = WorkerEnv::at_defaults(nats.url(), db.url())
         .with("RUNFLEET_CONFIG", profiles.path().display().to_string());
     if args.require_signed_control {
         env = env.with("RUNFLEET_REQUIRE_SIGNED_CONTROL", "true");

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::AckKind;
 use chrono::{DateTime, Utc};
 use runfleet_schemas::result_chunks::{self, MAX_OUTPUT_BYTES, OutputChunks};
 use runfleet_schemas::{
@@ -21,8 +22,52 @@ use crate::publisher::{publish_all, publish_all_bytes, publish_bytes, serialize_
 
 impl Turn<'_> {
     /// The fenced commit of the attempt's events not stored yet and its
-    /// receipt, then publish, then ack.
+    /// receipt, then publish, then ack — with the lease renewed meanwhile:
+    /// a large result (tens of MiB to redact, chunk, store and publish) can
+    /// take longer than the lease, and its message must not be delivered
+    /// again while it commits.
     pub(super) async fn commit(
+        &self,
+        claim: &Claim,
+        started_at: DateTime<Utc>,
+        ending: Ending,
+    ) -> Result<Disposition, Retryable> {
+        let work = self.commit_now(claim, started_at, ending);
+        tokio::pin!(work);
+        let every = self.shared.config.ack_wait / 3;
+        let mut renewal = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                disposition = &mut work => return disposition,
+                _ = renewal.tick() => self.renew_while_committing(claim).await,
+            }
+        }
+    }
+
+    /// One renewal during a commit: the in-progress ack and the run's lease
+    /// (a failure is left to the commit's fencing).
+    async fn renew_while_committing(&self, claim: &Claim) {
+        if let Err(err) = self.message.ack_with(AckKind::Progress).await {
+            tracing::warn!(error = %err, "in-progress ack during the commit failed");
+        }
+        let command = &self.command;
+        if let Err(err) = self
+            .shared
+            .journal
+            .renew_lease(
+                command.tenant.as_str(),
+                command.run_id.as_str(),
+                command.command_id.as_str(),
+                claim.token,
+                self.shared.config.ack_wait,
+            )
+            .await
+        {
+            tracing::warn!(error = %err, "renewing the run's lease during the commit failed");
+        }
+    }
+
+    async fn commit_now(
         &self,
         claim: &Claim,
         started_at: DateTime<Utc>,
