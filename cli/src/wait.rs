@@ -24,7 +24,14 @@ pub(crate) async fn run(cli: &Cli, args: &WaitArgs) -> anyhow::Result<ExitCode> 
     .await;
     progress.finish_and_clear();
     let receipt = receipt?;
+    let code = print::receipt(cli, &receipt);
     if let Some(path) = &args.output {
+        if receipt.output_truncated {
+            eprintln!(
+                "warning: the result was over 64 MiB and is cut to its last 64 KiB; {} gets that tail",
+                path.display()
+            );
+        }
         let bytes = match result::receipt_output_bytes(producer.jetstream(), &receipt).await? {
             Some(bytes) => Some(bytes),
             None => receipt
@@ -39,5 +46,5 @@ pub(crate) async fn run(cli: &Cli, args: &WaitArgs) -> anyhow::Result<ExitCode> 
             None => eprintln!("the command has no result: {} not written", path.display()),
         }
     }
-    Ok(print::receipt(cli, &receipt))
+    Ok(code)
 }

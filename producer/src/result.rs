@@ -45,10 +45,13 @@ pub async fn receipt_output_bytes(
     js: &jetstream::Context,
     receipt: &Receipt,
 ) -> Result<Option<Vec<u8>>, ProducerError> {
-    let (Some(chunks), Some(range)) = (&receipt.output_chunks, receipt.events) else {
+    let Some(chunks) = &receipt.output_chunks else {
         return Ok(None);
     };
-    let mut joined = Reassembly::new(chunks);
+    let range = receipt
+        .events
+        .ok_or_else(|| output_error(receipt, ChunkError::NoEvents))?;
+    let mut joined = Reassembly::new(chunks).map_err(|cause| output_error(receipt, cause))?;
     let events = follow::events(js, &receipt.tenant, &receipt.run_id, range.first_seq).await?;
     futures::pin_mut!(events);
     let collect = async {

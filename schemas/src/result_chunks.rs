@@ -15,7 +15,7 @@
 //! let text = value.to_string();
 //! let (chunks, bodies) = split(&text);
 //! assert_eq!(chunks.count, 2);
-//! let mut joined = Reassembly::new(&chunks);
+//! let mut joined = Reassembly::new(&chunks).unwrap();
 //! for body in &bodies {
 //!     joined.add(body).unwrap();
 //! }
@@ -148,6 +148,21 @@ pub enum ChunkError {
     /// The joined bytes are not JSON.
     #[error("the joined result is not JSON: {0}")]
     NotJson(String),
+    /// The receipt's `count` and `bytes` disagree, or `bytes` is over the bound.
+    #[error(
+        "the receipt's output_chunks are inconsistent: {count} chunks of {bytes} bytes (expected {expected} chunks; at most {MAX_OUTPUT_BYTES} bytes)"
+    )]
+    Inconsistent {
+        /// The receipt's `count`.
+        count: u64,
+        /// The receipt's `bytes`.
+        bytes: u64,
+        /// The count `bytes` makes.
+        expected: u64,
+    },
+    /// The receipt has chunks but no event range to find them in.
+    #[error("the receipt has output_chunks but no events range")]
+    NoEvents,
 }
 
 /// Chunks of one result collected in any order, then joined and verified.
@@ -159,12 +174,25 @@ pub struct Reassembly {
 
 impl Reassembly {
     /// Collects the chunks of the result a receipt describes.
-    pub fn new(expected: &OutputChunks) -> Reassembly {
-        let count = usize::try_from(expected.count).unwrap_or(0);
-        Reassembly {
-            expected: expected.clone(),
-            parts: vec![None; count],
+    ///
+    /// # Errors
+    /// [`ChunkError::Inconsistent`] when its `count` is not what `bytes`
+    /// makes, or `bytes` is over [`MAX_OUTPUT_BYTES`] (nothing is allocated
+    /// for a count a receipt merely claims).
+    pub fn new(expected: &OutputChunks) -> Result<Reassembly, ChunkError> {
+        let chunk = RESULT_CHUNK_BYTES as u64;
+        let count = expected.bytes.div_ceil(chunk).max(1);
+        if expected.count != count || expected.bytes > MAX_OUTPUT_BYTES as u64 {
+            return Err(ChunkError::Inconsistent {
+                count: expected.count,
+                bytes: expected.bytes,
+                expected: count,
+            });
         }
+        Ok(Reassembly {
+            expected: expected.clone(),
+            parts: vec![None; count as usize],
+        })
     }
 
     /// Takes one event body; anything but a `result_chunk` is ignored, and
@@ -264,7 +292,7 @@ mod tests {
         let (chunks, mut bodies) = chunks_of(&value);
         assert_eq!(chunks.count, 5);
         bodies.reverse();
-        let mut joined = Reassembly::new(&chunks);
+        let mut joined = Reassembly::new(&chunks).unwrap();
         for body in &bodies {
             joined.add(body).unwrap();
         }
@@ -276,7 +304,7 @@ mod tests {
     fn a_missing_or_altered_chunk_is_named() {
         let value = serde_json::json!("x".repeat(500_000));
         let (chunks, bodies) = chunks_of(&value);
-        let mut joined = Reassembly::new(&chunks);
+        let mut joined = Reassembly::new(&chunks).unwrap();
         joined.add(&bodies[0]).unwrap();
         joined.add(&bodies[2]).unwrap();
         assert_eq!(
@@ -288,14 +316,23 @@ mod tests {
         if let EventBody::ResultChunk { data, .. } = &mut altered[1] {
             *data = STANDARD.encode(vec![b'y'; RESULT_CHUNK_BYTES]);
         }
-        let mut joined = Reassembly::new(&chunks);
+        let mut joined = Reassembly::new(&chunks).unwrap();
         for body in &altered {
             joined.add(body).unwrap();
         }
         assert!(matches!(joined.finish(), Err(ChunkError::Digest { .. })));
 
+        let claimed = OutputChunks {
+            count: 1 << 40,
+            ..chunks.clone()
+        };
+        assert!(matches!(
+            Reassembly::new(&claimed),
+            Err(ChunkError::Inconsistent { .. })
+        ));
+
         let other = chunks_of(&serde_json::json!("z".repeat(500_000))).1;
-        let mut joined = Reassembly::new(&chunks);
+        let mut joined = Reassembly::new(&chunks).unwrap();
         assert!(matches!(
             joined.add(&other[0]),
             Err(ChunkError::Foreign { .. })

@@ -2,7 +2,7 @@
 //! program (the process backend) is stored whole in PostgreSQL as
 //! `result_chunk` events, published in order, and its receipt names them;
 //! the Rust producer joins and verifies them, and `runfleet wait --output`
-//! writes the very bytes. Workers at the default settings but a 2 s lease.
+//! writes the very bytes. Workers at the default settings.
 
 mod common;
 
@@ -26,11 +26,9 @@ fn expected(bytes: usize) -> Value {
 #[tokio::test]
 async fn a_20_mib_result_travels_as_verified_chunks() {
     let stack = common::Stack::start().await;
-    // A 2 s lease, shorter than the commit of 20 MiB takes in a debug
-    // build: the worker renews it while it commits (else the message
-    // would be delivered again and the commit superseded).
-    let defaults =
-        WorkerEnv::at_defaults(stack.nats.url(), stack.db.url()).with("RUNFLEET_ACK_WAIT", "2s");
+    // The product's defaults (a 10 s lease, renewed while the result is
+    // prepared and committed).
+    let defaults = WorkerEnv::at_defaults(stack.nats.url(), stack.db.url());
     let (env, _config) =
         common::with_profiles(&defaults, &[common::profile("big", "big_result.py", "")]);
     let worker = common::worker(&env, "w1").await;
@@ -47,7 +45,13 @@ async fn a_20_mib_result_travels_as_verified_chunks() {
         .wait_for_receipt(&large, Duration::from_secs(120))
         .await
         .unwrap_or_else(|err| panic!("{err}\nworker:\n{}", worker.log_text()));
-    assert_eq!(receipt.status, TerminalCommandStatus::Completed);
+    assert_eq!(
+        receipt.status,
+        TerminalCommandStatus::Completed,
+        "{:?}\nworker:\n{}",
+        receipt.failure,
+        common::tail(&worker.log_text(), 30)
+    );
     assert_eq!(receipt.output, None, "a large result is not in the receipt");
     assert!(!receipt.output_truncated);
     let chunks = receipt.output_chunks.clone().expect("output_chunks");

@@ -2,7 +2,8 @@
 //! cancels only on a fresh, unreplayed signature of a key registered for
 //! the tenant (`runfleet signer add`). Unsigned, unregistered, tampered,
 //! stale, replayed and removed-key cancels are dead-lettered
-//! `signature-invalid` and cancel nothing; `runfleet cancel` with
+//! `signature-invalid` and cancel nothing, as does a forged broadcast on the
+//! workers' cancel subject; `runfleet cancel` with
 //! `RUNFLEET_SIGNING_KEY` stops the running command.
 
 mod common;
@@ -141,10 +142,31 @@ async fn only_fresh_signatures_of_registered_keys_cancel() {
     );
     assert!(messages[2].contains("does not verify"), "{messages:?}");
     assert!(
-        messages[3].contains("stale: signed 600 s ago"),
+        messages[3].contains("stale: signed 600 s before it was published"),
         "{messages:?}"
     );
-    assert!(messages[4].contains("in the future"), "{messages:?}");
+    assert!(
+        messages[4].contains("s after it was published"),
+        "{messages:?}"
+    );
+    // Nor does a forged broadcast of the workers' own cancel subject: a
+    // broadcast stops only a cancel PostgreSQL has stored.
+    let client = stack.nats.client().await.unwrap();
+    let forged = format!("runfleet.cancelled.acme.{}", run.run_id);
+    client
+        .publish(forged.clone(), slow.command_id.to_string().into())
+        .await
+        .unwrap();
+    client.publish(forged, "".into()).await.unwrap();
+    client.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        worker
+            .log_text()
+            .contains("a cancel broadcast without a stored cancel: ignored"),
+        "{}",
+        worker.log_text()
+    );
     let status: String = stack
         .pg
         .query_one(
@@ -154,7 +176,10 @@ async fn only_fresh_signatures_of_registered_keys_cancel() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(status, "running", "no refused cancel stopped the command");
+    assert_eq!(
+        status, "running",
+        "no refused cancel nor forged broadcast stopped the command"
+    );
 
     // `runfleet cancel` signs with RUNFLEET_SIGNING_KEY: the command stops.
     let cancelled = cli(

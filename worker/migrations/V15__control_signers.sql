@@ -11,11 +11,14 @@ CREATE TABLE control_signers (
     PRIMARY KEY (tenant, public_key)
 );
 
--- control_signatures: signatures accepted within the freshness window,
--- each with the stored message (its stream sequence in RUNFLEET_CONTROL)
--- it was accepted for. The same signature on another stored message is a
--- replay; on the same one, a redelivery. Rows older than the window are
--- removed as new ones come (a signature that old is refused as stale).
+-- control_signatures: signatures accepted in the last day, each with the
+-- stored message (its stream sequence in RUNFLEET_CONTROL) it was accepted
+-- for. The same signature on another stored message is a replay; on the
+-- same one, a redelivery. A copy is refused as stale unless it was
+-- published within 300 s of its signing, so every replay is published
+-- within 10 minutes of the original; keeping a day of signatures covers a
+-- backlog of up to a day before the copy is read. Older rows are removed
+-- as new ones come.
 CREATE TABLE control_signatures (
     signature       text PRIMARY KEY,
     stream_sequence bigint NOT NULL,
@@ -31,7 +34,7 @@ RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_first bigint;
 BEGIN
-    DELETE FROM control_signatures WHERE accepted_at < now() - interval '15 minutes';
+    DELETE FROM control_signatures WHERE accepted_at < now() - interval '1 day';
     INSERT INTO control_signatures (signature, stream_sequence)
     VALUES (p_signature, p_stream_sequence)
     ON CONFLICT (signature) DO NOTHING

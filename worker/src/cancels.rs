@@ -4,8 +4,9 @@
 //! `control.cancel` message (so a command cancelled before it starts never
 //! runs), then broadcast on core NATS as `runfleet.cancelled.<tenant>.<run_id>`
 //! with the command id (empty for the whole run) as payload. Every worker
-//! stops its matching running commands at once; heartbeats also check
-//! PostgreSQL, so a lost broadcast costs at most one heartbeat interval.
+//! stops its matching running commands at once, once PostgreSQL confirms
+//! the cancel is stored (a broadcast alone stops nothing); heartbeats also
+//! check PostgreSQL, so a lost broadcast costs at most one heartbeat interval.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,11 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::journal::Journal;
 use crate::waiters::run_key;
+
+/// How long a broadcast waits for PostgreSQL to confirm its cancel.
+const CONFIRM_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The subject prefix of cancel broadcasts (core NATS, not stored).
 pub const CANCELLED_PREFIX: &str = "runfleet.cancelled";
@@ -101,11 +106,28 @@ impl Cancels {
         }
     }
 
+    /// Whether a command of the run (`command_id`, or any) runs here.
+    fn runs_here(&self, tenant: &str, run_id: &str, command_id: Option<&str>) -> bool {
+        let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        runs.get(&run_key(tenant, run_id)).is_some_and(|commands| {
+            commands
+                .iter()
+                .any(|(id, _)| command_id.is_none_or(|wanted| wanted == id))
+        })
+    }
+
     /// Applies other workers' broadcasts until `stop`; `on_run` is told of
     /// whole-run cancellations (to release what backends keep for them).
+    ///
+    /// A broadcast is only a hint (core NATS: anyone allowed to publish on
+    /// the subject could send one): it stops a command only once PostgreSQL
+    /// confirms that the cancel was stored (by the worker that accepted the
+    /// `control.cancel`, signature checks included), so a forged broadcast
+    /// stops nothing.
     pub async fn listen(
         self,
         client: async_nats::Client,
+        journal: Journal,
         stop: CancellationToken,
         on_run: impl Fn(String, String) + Send + 'static,
     ) {
@@ -135,6 +157,29 @@ impl Cancels {
             };
             let command_id = std::str::from_utf8(&message.payload).unwrap_or_default();
             let command_id = (!command_id.is_empty()).then_some(command_id);
+            if !self.runs_here(tenant, run_id, command_id) && command_id.is_some() {
+                continue;
+            }
+            let confirmed = tokio::time::timeout(
+                CONFIRM_WITHIN,
+                journal.cancel_recorded(tenant, run_id, command_id),
+            )
+            .await;
+            match confirmed {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    tracing::warn!(
+                        tenant,
+                        run.id = run_id,
+                        command.id = command_id.unwrap_or("*"),
+                        "a cancel broadcast without a stored cancel: ignored"
+                    );
+                    continue;
+                }
+                // Unconfirmed now: the running command's next lease
+                // renewal reads the stored cancel itself.
+                Ok(Err(_)) | Err(_) => continue,
+            }
             let stopped = self.cancel(tenant, run_id, command_id);
             if stopped > 0 {
                 tracing::info!(

@@ -80,8 +80,16 @@ pub async fn publish_bytes<M: Routed>(
     Ok(())
 }
 
+/// Above this many bytes in one call, at most [`LARGE_IN_FLIGHT`]
+/// publishes wait for their PubAck at once (a 64 MiB result's chunks sent
+/// all together could outlast the PubAck timeout on a slow link).
+const LARGE_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Publishes in flight at once in a batch over [`LARGE_BATCH_BYTES`].
+const LARGE_IN_FLIGHT: usize = 8;
+
 /// Publishes each of `messages` with its serialized `payloads` (pairwise),
-/// all at once, and waits for every PubAck.
+/// all at once (a batch of more than 4 MiB: 8 at a time, in order), and
+/// waits for every PubAck.
 ///
 /// # Errors
 /// The first [`PublishError`].
@@ -91,14 +99,22 @@ pub async fn publish_all_bytes<M: Routed>(
     payloads: &[bytes::Bytes],
     traceparent: Option<&str>,
 ) -> Result<(), PublishError> {
-    try_join_all(
-        messages
-            .iter()
-            .zip(payloads)
-            .map(|(m, p)| publish_bytes(js, m, m.msg_id(), traceparent, p.clone())),
-    )
-    .await
-    .map(|_| ())
+    let total: usize = payloads.iter().map(bytes::Bytes::len).sum();
+    let at_once = if total <= LARGE_BATCH_BYTES {
+        messages.len().max(1)
+    } else {
+        LARGE_IN_FLIGHT
+    };
+    for (messages, payloads) in messages.chunks(at_once).zip(payloads.chunks(at_once)) {
+        try_join_all(
+            messages
+                .iter()
+                .zip(payloads)
+                .map(|(m, p)| publish_bytes(js, m, m.msg_id(), traceparent, p.clone())),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Serializes each of `messages` as JSON, and all of them as one JSON array

@@ -210,12 +210,17 @@ pub async fn run_with(
     });
     tasks.spawn_service("cancel-broadcasts", |stop| {
         let (shared, tasks) = (shared.clone(), tasks.clone());
-        cancels.listen(client.clone(), stop, move |tenant, run_id| {
-            let shared = shared.clone();
-            tasks.spawn_job("close-cancelled-run", async move {
-                close_kept_run(&shared, &tenant, &run_id).await;
-            });
-        })
+        cancels.listen(
+            client.clone(),
+            journal.clone(),
+            stop,
+            move |tenant, run_id| {
+                let shared = shared.clone();
+                tasks.spawn_job("close-cancelled-run", async move {
+                    close_kept_run(&shared, &tenant, &run_id).await;
+                });
+            },
+        )
     });
     // Stops pulling at the shutdown request (control messages are handed
     // back during the drain), so it is awaited, not a service.

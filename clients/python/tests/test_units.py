@@ -14,7 +14,7 @@ import nkeys
 import pytest
 
 from runfleet import ConnectError, OutputError, Producer, Signer, SigningError, generate_seed, msg_id
-from runfleet.chunks import decode
+from runfleet.chunks import check_output_chunks, decode, reassemble
 from runfleet.in_seq_order import in_seq_order
 from runfleet.messages import encode, new_command, subject_of
 
@@ -97,6 +97,42 @@ def test_chunk_errors_name_the_cause() -> None:
     corrupt = dict(pieces) | {0: b"{" + pieces[0][1:].upper()}
     with pytest.raises(OutputError, match="digest mismatch"):
         decode(corrupt, count, total, digest)
+
+
+@pytest.mark.parametrize(
+    ("count", "size"),
+    [(1, 0), (1, 70_000), (1, 196_608), (2, 196_609), (107, 20 * 1024 * 1024), (342, 64 * 1024 * 1024)],
+)
+def test_output_chunks_agree_with_their_size(count: int, size: int) -> None:
+    check_output_chunks(count, size)
+
+
+def receipt_claiming(count: object, size: object) -> dict[str, Any]:
+    return {
+        "command_id": "c1",
+        "tenant": "acme",
+        "run_id": "r1",
+        "events": {"first_seq": 1, "last_seq": 3},
+        "output_chunks": {"count": count, "bytes": size, "digest": "sha256:" + "0" * 64},
+    }
+
+
+@pytest.mark.parametrize(
+    ("count", "size", "cause"),
+    [
+        (1_000_000, 300_000, r"output_chunks.count is 1000000, but 300000 bytes make 2 chunk\(s\) of 196608 bytes"),
+        (1, 300_000, r"output_chunks.count is 1, but 300000 bytes make 2 chunk\(s\)"),
+        (0, 0, r"output_chunks.count is 0, but 0 bytes make 1 chunk\(s\)"),
+        (342, 64 * 1024 * 1024 + 1, r"output_chunks.bytes is 67108865; a chunked result holds 0 to 67108864 bytes"),
+        (1, -1, r"output_chunks.bytes is -1"),
+        (1.5, 1000, r"malformed output_chunks"),
+        (True, 1000, r"malformed output_chunks"),
+    ],
+)
+async def test_output_chunks_that_do_not_add_up_are_refused_before_reading(count: object, size: object, cause: str) -> None:
+    # No connection: the receipt is refused before any chunk is read.
+    with pytest.raises(OutputError, match=r"^receipt of command c1: " + cause):
+        await reassemble(None, receipt_claiming(count, size), timeout=1)  # type: ignore[arg-type]
 
 
 def event(seq: int) -> dict[str, Any]:

@@ -560,7 +560,7 @@ fn dropped_long_line(ctx: &ExecutionContext, cut_lines: &mut u64) {
     if *cut_lines == 1 {
         ctx.emit(EventBody::Error {
             message: format!(
-                "a stdout line longer than {MAX_LINE_BYTES} bytes (and not a result line) was dropped"
+                "a stdout line was dropped: longer than {MAX_LINE_BYTES} bytes (a `result` line may hold {MAX_RESULT_LINE_BYTES})"
             ),
             failure_kind: None,
         });

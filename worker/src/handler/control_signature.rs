@@ -31,7 +31,12 @@ pub(crate) async fn check(
     delivery: &Delivery,
     tenant: &str,
 ) -> Result<Result<(), Refusal>, DbError> {
-    let (signer, signature) = match verify(message, delivery, now_ms()) {
+    // Fresh as of when JetStream stored it (the server's clock, which a
+    // client cannot set), not as of this delivery: a cancel retried after
+    // a database failure, or delivered after a backlog, stays valid; a
+    // copy published again later (a replay, a re-drive) does not.
+    let published_ms = u64::try_from(delivery.published.timestamp_millis()).unwrap_or(0);
+    let (signer, signature) = match verify(message, delivery, published_ms) {
         Ok(checked) => checked,
         Err(why) => return Ok(Err(why)),
     };
@@ -55,12 +60,13 @@ pub(crate) async fn check(
     }
 }
 
-/// The checks that need no database: headers, freshness against `now_ms`,
-/// the signature itself. The signer and the signature's text when they pass.
+/// The checks that need no database: headers, freshness against
+/// `published_ms` (when the stream stored the message), the signature
+/// itself. The signer and the signature's text when they pass.
 fn verify(
     message: &jetstream::Message,
     delivery: &Delivery,
-    now_ms: u64,
+    published_ms: u64,
 ) -> Result<(String, String), Refusal> {
     let header = |name: &str| {
         message
@@ -75,15 +81,15 @@ fn verify(
     let signed_at_ms: u64 = signed_at.parse().map_err(|_| {
         format!("{SIGNED_AT}: expected Unix time in milliseconds, found {signed_at:?}")
     })?;
-    let skew = now_ms.abs_diff(signed_at_ms);
+    let skew = published_ms.abs_diff(signed_at_ms);
     if skew > MAX_SKEW_MS {
-        let direction = if signed_at_ms < now_ms {
-            "ago"
+        let direction = if signed_at_ms < published_ms {
+            "before"
         } else {
-            "in the future"
+            "after"
         };
         return Err(format!(
-            "stale: signed {} s {direction} (at most {} s either way)",
+            "stale: signed {} s {direction} it was published (at most {} s either way)",
             skew / 1000,
             MAX_SKEW_MS / 1000
         ));
@@ -106,8 +112,4 @@ fn verify(
         )
     })?;
     Ok((signer, signature))
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
 }

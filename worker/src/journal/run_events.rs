@@ -28,6 +28,34 @@ impl Journal {
         Ok((row.get(0), row.get(1)))
     }
 
+    /// Whether a cancel of the run (`command_id`: of that command, or of
+    /// the run itself) is stored: what a cancel broadcast must find before
+    /// it stops anything.
+    ///
+    /// # Errors
+    /// [`DbError`] on database failure.
+    pub async fn cancel_recorded(
+        &self,
+        tenant: &str,
+        run_id: &str,
+        command_id: Option<&str>,
+    ) -> Result<bool, DbError> {
+        let subject = || run_subject(tenant, run_id);
+        let conn = self.pool.get().await.during("cancel_requests", subject)?;
+        let row = conn
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM runs \
+                                 WHERE tenant = $1 AND run_id = $2 AND status = 'cancelled') \
+                     OR EXISTS (SELECT 1 FROM cancel_requests \
+                                 WHERE tenant = $1 AND run_id = $2 \
+                                   AND command_id IN ('', coalesce($3, '')))",
+                &[&tenant, &run_id, &command_id],
+            )
+            .await
+            .during("cancel_requests", subject)?;
+        Ok(row.get(0))
+    }
+
     /// Appends a run-level event (no command) when no claim owns the run;
     /// returns the stored event with its seq, or `None` when the run is busy.
     ///

@@ -37,14 +37,11 @@ impl Api {
         let conn = self.pool.get().await?;
         let row = conn
             .query_one(
+                // Added again (even concurrently): answered as it is.
                 &format!(
-                    "WITH added AS ( \
-                         INSERT INTO control_signers (tenant, public_key, note) VALUES ($1, $2, $3) \
-                         ON CONFLICT (tenant, public_key) DO NOTHING RETURNING {COLUMNS}) \
-                     SELECT {COLUMNS} FROM added \
-                     UNION ALL \
-                     SELECT {COLUMNS} FROM control_signers WHERE tenant = $1 AND public_key = $2 \
-                     LIMIT 1"
+                    "INSERT INTO control_signers (tenant, public_key, note) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant, public_key) DO UPDATE SET note = control_signers.note \
+                     RETURNING {COLUMNS}"
                 ),
                 &[&request.tenant, &request.public_key, &request.note],
             )

@@ -7,6 +7,12 @@ events of the command, inside the receipt's `events` range. Reassembly
 stream, base64-decode each, join them by `index`, check the length and the
 SHA-256, decode UTF-8, parse JSON. Every failure is an `OutputError` naming
 the cause.
+
+The receipt's `output_chunks` is checked before anything is collected for
+it: `bytes` at most 64 MiB (`MAX_CHUNKED_BYTES`, the most a result holds)
+and `count` the number of 196,608-byte pieces (`CHUNK_BYTES`) those bytes
+make, at least one — a receipt claiming a million chunks is refused rather
+than waited for.
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ from .errors import OutputError
 from .messages import EVENT_STREAM, event_subject
 from .reader import StreamReader
 
+#: The largest result that travels as chunks (a larger one is truncated instead).
+MAX_CHUNKED_BYTES = 64 * 1024 * 1024
+#: Bytes of the result's JSON text in every chunk but the last.
+CHUNK_BYTES = 192 * 1024
+
 #: Once the reader has caught up with the stream, how long missing chunks are
 #: still waited for (a publish retried across a failover lands late).
 CAUGHT_UP_GRACE = 15.0
@@ -33,15 +44,33 @@ CAUGHT_UP_GRACE = 15.0
 async def reassemble(nc: Client, receipt: Mapping[str, Any], timeout: float) -> Any:
     """The result value of a receipt carrying `output_chunks`."""
     spec = receipt.get("output_chunks") or {}
-    try:
-        count, total, digest = int(spec["count"]), int(spec["bytes"]), str(spec["digest"])
-    except (KeyError, TypeError, ValueError):
-        raise OutputError(f"receipt of command {receipt.get('command_id')}: malformed output_chunks {spec!r}") from None
+    what = f"receipt of command {receipt.get('command_id')}"
+    if not isinstance(spec, Mapping):
+        raise OutputError(f"{what}: malformed output_chunks {spec!r}")
+    count, total, digest = spec.get("count"), spec.get("bytes"), spec.get("digest")
+    whole = not isinstance(count, bool) and not isinstance(total, bool)
+    if not (whole and isinstance(count, int) and isinstance(total, int) and isinstance(digest, str)):
+        raise OutputError(f"{what}: malformed output_chunks {spec!r}")
+    check_output_chunks(count, total, what)
     span = receipt.get("events") or {}
     if "first_seq" not in span or "last_seq" not in span:
-        raise OutputError(f"receipt of command {receipt.get('command_id')}: output_chunks without an events range")
+        raise OutputError(f"{what}: output_chunks without an events range")
     chunks = await _collect(nc, receipt, count, digest, int(span["first_seq"]), int(span["last_seq"]), timeout)
     return decode(chunks, count, total, digest)
+
+
+def check_output_chunks(count: int, total: int, what: str = "the result") -> None:
+    """Raises `OutputError` unless `total` (`output_chunks.bytes`) is 0 to
+    64 MiB and `count` is `max(1, ceil(total / 196608))`."""
+    if not 0 <= total <= MAX_CHUNKED_BYTES:
+        raise OutputError(
+            f"{what}: output_chunks.bytes is {total}; a chunked result holds 0 to {MAX_CHUNKED_BYTES} bytes"
+        )
+    expected = max(1, -(-total // CHUNK_BYTES))
+    if count != expected:
+        raise OutputError(
+            f"{what}: output_chunks.count is {count}, but {total} bytes make {expected} chunk(s) of {CHUNK_BYTES} bytes"
+        )
 
 
 def decode(chunks: Mapping[int, bytes], count: int, total: int, digest: str) -> Any:

@@ -19,7 +19,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import ValidationError
 from .models import CommandCreate, CommandKind, ControlCancel, Priority, ResourceBundle, RunCreate
+from .validate import find_non_json_number
 
 PREFIX = "runfleet"
 WORK_STREAM = "RUNFLEET_WORK"
@@ -172,8 +174,20 @@ def subject_of(message: Mapping[str, Any]) -> str:
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
-    """The exact bytes published: compact JSON, UTF-8."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """The exact bytes published: compact JSON, UTF-8.
+
+    Raises `ValidationError` naming the field of a NaN or infinite float
+    (`command.create: /payload/x: NaN and Infinity are not JSON`): Python
+    would write `NaN`, which is not JSON and which the fleet dead-letters."""
+    try:
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        found = find_non_json_number(message)
+        if found is None:
+            raise
+        kind = message.get("schema") if isinstance(message, Mapping) else None
+        raise ValidationError(kind if isinstance(kind, str) else "message", [found]) from None
+    return text.encode("utf-8")
 
 
 def msg_id(idempotency_key: str, payload: bytes) -> str:

@@ -12,6 +12,15 @@ answer was lost in a disconnect (the consumer sequence jumps), no heartbeat
 for a while — the reader drops the consumer and creates a new one starting
 right after the last stream sequence it delivered. Nothing is skipped and
 nothing delivered twice, from the reader's point of view.
+
+A pull ends — and the next one is sent on the same consumer — when it
+expires (408), finds nothing (404), or stops at its byte budget (`409
+Message Size Exceeds MaxBytes`: the next message would not fit in what is
+left of it; result chunks are 256 KiB each). A pull asks for at least 8 MiB
+and for more than the server's `max_payload`, so any one message fits in
+an empty pull. A stream not found (404) right after a server restart is
+waited for `STREAM_NOT_FOUND_GRACE` seconds before it is a `ReadError`; a
+refusal (400, 403) is one at once.
 """
 
 from __future__ import annotations
@@ -39,9 +48,19 @@ log = logging.getLogger("runfleet.reader")
 _EXPIRES = 10.0
 _HEARTBEAT = 2.0
 _WATCHDOG = 2 * _HEARTBEAT + 1.0
-#: Messages and bytes asked for per pull.
+#: Messages and bytes asked for per pull (bytes: at least this, and more than `max_payload`).
 _BATCH = 256
 _MAX_BYTES = 8 << 20
+#: What the server counts in a message's size besides its payload and headers
+#: (subject, reply subject): its `max_payload` plus this always fits in a pull.
+_SIZE_OVERHEAD = 64 << 10
+#: How long "stream not found" is waited out (a restarted server recovering
+#: its streams) before it is a `ReadError`.
+STREAM_NOT_FOUND_GRACE = 10.0
+
+
+class _StreamNotFound(Exception):
+    """The consumer's stream does not exist (yet, or any more)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,11 @@ class StreamReader:
         self._outstanding = 0
         self._last_sign = 0.0
         self._closed = False
+        self._max_bytes = max(_MAX_BYTES, (nc.max_payload or 0) + _SIZE_OVERHEAD)
+        #: Whether the current pull has delivered a message.
+        self._pull_delivered = False
+        #: Since when (monotonic) the stream has been "not found"; None while it is there.
+        self._not_found_since: float | None = None
 
     async def __aenter__(self) -> StreamReader:
         return self
@@ -154,6 +178,15 @@ class StreamReader:
                 self._outstanding = 0
                 return None
             description = (msg.headers or {}).get("Description", "")
+            if status == "409" and "message size exceeds maxbytes" in description.lower():
+                # The pull's byte budget is spent: pull again on the same consumer.
+                if not self._pull_delivered:
+                    # Not even one message fitted (a server with a larger max_payload
+                    # than it announced?): ask for more, or it would never come.
+                    self._max_bytes *= 2
+                    log.debug("pull on %s: a message exceeds %d bytes; asking for more", self._subject, self._max_bytes)
+                self._outstanding = 0
+                return None
             if status == "409" and ("Exceeded Max" in description or "Batch Completed" in description):
                 self._outstanding = 0
                 return None
@@ -172,6 +205,7 @@ class StreamReader:
         self._consumer_seq = meta.sequence.consumer
         self._last_stream_seq = meta.sequence.stream
         self._outstanding -= 1
+        self._pull_delivered = True
         headers = {k: v for k, v in (msg.headers or {}).items()}
         return StoredMessage(msg.subject, msg.data, headers, meta.sequence.stream, meta.num_pending)
 
@@ -183,7 +217,7 @@ class StreamReader:
     async def _pull(self) -> None:
         request = {
             "batch": _BATCH,
-            "max_bytes": _MAX_BYTES,
+            "max_bytes": self._max_bytes,
             "expires": int(_EXPIRES * 1e9),
             "idle_heartbeat": int(_HEARTBEAT * 1e9),
         }
@@ -191,6 +225,7 @@ class StreamReader:
         with contextlib.suppress(nats.errors.Error):
             await self._nc.publish(subject, json.dumps(request).encode(), reply=self._inbox)
         self._outstanding = _BATCH
+        self._pull_delivered = False
         self._last_sign = time.monotonic()
 
     async def _drop(self) -> None:
@@ -209,9 +244,20 @@ class StreamReader:
         while not self._closed:
             try:
                 await self._create()
+                self._not_found_since = None
                 return True
             except ReadError:
                 raise
+            except _StreamNotFound as err:  # a restarted server recovering its streams, or no stream
+                now = time.monotonic()
+                if self._not_found_since is None:
+                    self._not_found_since = now
+                if now - self._not_found_since >= STREAM_NOT_FOUND_GRACE:
+                    raise ReadError(
+                        f"cannot create a consumer on {self._subject} in {self._stream}: {err}"
+                        f" (for {STREAM_NOT_FOUND_GRACE:g}s)"
+                    ) from None
+                log.debug("stream %s not found yet; trying again", self._stream)
             except Exception as err:  # server away, request timed out, JetStream busy
                 log.debug("cannot create a consumer on %s yet: %s", self._subject, err)
             if self._nc.is_closed:
@@ -253,8 +299,10 @@ class StreamReader:
                 error = answer["error"]
                 code = error.get("code")
                 text = f"{error.get('description', error)} (code {code})"
-                if code in (400, 403, 404) and error.get("err_code") != 10008:
+                if code in (400, 403):
                     raise ReadError(f"cannot create a consumer on {self._subject} in {self._stream}: {text}")
+                if code == 404 and error.get("err_code") != 10008:
+                    raise _StreamNotFound(text)
                 raise RuntimeError(text)
         except BaseException:
             with contextlib.suppress(Exception):

@@ -8,14 +8,27 @@ so a message refused here reads as the dead letter would have:
     command.create: /payload: required field is missing; /palyoad: unknown field
     run.create: /resource_bundle/kind: expected one of "directory", "git", found "s3"
 
-Besides the schema, a string or key holding U+0000 is refused (PostgreSQL
-cannot store it), as the fleet does.
+Besides the schema, as the fleet does:
+
+- a NaN or an infinite float, or an integer beyond a 64-bit float, is
+  refused first: it has no JSON text (`json.dumps` would write `NaN`, which
+  the fleet reads as invalid JSON) — `command.create: /payload/x: NaN and
+  Infinity are not JSON`;
+- a string or key holding U+0000 is refused (PostgreSQL cannot store it);
+- after the schema, a float in a field the fleet reads as a Rust `u64`
+  (`version`, `seq`, `timeout_ms`, `schedule_to_start_ms`), even a whole one
+  such as `1.0`, or an integer above 2**64 − 1, is refused as the fleet's
+  deserializer words it (JSON Schema counts `1.0` as an integer; serde does
+  not), the first in key order:
+
+    command.create: /seq: invalid type: floating point `1.0`, expected u64
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import re
 from functools import cache
 from importlib import resources
@@ -37,6 +50,12 @@ _RFC3339 = re.compile(
 
 _FORMATS = FormatChecker(formats=())
 
+#: Schema `format`s of integers the fleet reads as Rust integers, and their largest value.
+_RUST_INTEGERS = {"uint64": ("u64", (1 << 64) - 1)}
+
+NOT_JSON_NUMBER = "NaN and Infinity are not JSON"
+OUT_OF_RANGE = "number out of range (beyond a 64-bit float: the fleet cannot read it)"
+
 
 @_FORMATS.checks("date-time")  # type: ignore[misc, untyped-decorator, unused-ignore]
 def _is_date_time(value: object) -> bool:
@@ -52,6 +71,26 @@ def _is_date_time(value: object) -> bool:
     except ValueError:
         return False
     return second <= 60
+
+
+@_FORMATS.checks("uint64")  # type: ignore[misc, untyped-decorator, unused-ignore]
+def _is_uint64(value: object) -> bool:
+    """What serde reads as a `u64`: a JSON integer (no fraction, no exponent) up to 2**64 − 1."""
+    return _rust_integer_problem(value, "uint64") is None
+
+
+def _rust_integer_problem(value: object, format_name: str) -> str | None:
+    """The fleet's deserializer's words for a number it cannot read as a Rust integer."""
+    rust, largest = _RUST_INTEGERS[format_name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None  # the schema's `type` names it
+    if isinstance(value, float) or value > largest:
+        try:
+            shown = repr(float(value))
+        except OverflowError:
+            return OUT_OF_RANGE
+        return f"invalid type: floating point `{shown}`, expected {rust}"
+    return None
 
 
 @cache
@@ -83,13 +122,33 @@ def parse(kind: str, data: bytes | str) -> Any:
 
     Raises `ValidationError`; returns the parsed message."""
     try:
-        value = json.loads(data, object_pairs_hook=_Object)
+        value = json.loads(
+            data, object_pairs_hook=_Object, parse_constant=_not_json, parse_float=_finite_float, parse_int=_finite_int
+        )
     except ValueError as err:
         raise ValidationError(kind, [("", f"invalid JSON: {err}")]) from None
     repeated = _find_repeated(value, "")
     if repeated is not None:
         raise ValidationError(kind, [(repeated, "duplicate key: a key may appear only once in an object")])
     check(kind, value)
+    return value
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text}")
+    return value
+
+
+def _finite_int(text: str) -> int:
+    value = int(text)
+    if find_non_json_number(value) is not None:
+        raise ValueError(f"number out of range: {text[:20]}…")
     return value
 
 
@@ -130,12 +189,21 @@ def _segment(key: str) -> str:
 
 def violations_of(kind: str, message: Any) -> list[tuple[str, str]]:
     """The (pointer, cause) pairs wrong with `message` as a `kind` message."""
+    number = find_non_json_number(message)
+    if number is not None:
+        return [number]
     nul = _find_nul(message, "")
     if nul is not None:
         return [(nul, NUL)]
     errors = sorted(_validator(kind).iter_errors(message), key=_keyword_rank)
     violations: list[tuple[str, str]] = []
+    # What the fleet's deserializer refuses once the schema has passed.
+    deserializing: list[tuple[str, str]] = []
     for err in errors:
+        if err.validator == "format" and err.validator_value in _RUST_INTEGERS:
+            problem = _rust_integer_problem(err.instance, str(err.validator_value))
+            deserializing.append((_pointer(err.absolute_path), problem or err.message))
+            continue
         for v in _violations(err):
             if v not in violations:
                 violations.append(v)
@@ -143,7 +211,14 @@ def violations_of(kind: str, message: Any) -> list[tuple[str, str]]:
     wrong_kind = [v for v in violations if v[0] == "/schema"]
     if wrong_kind:
         return wrong_kind[:1]
-    return violations[:MAX_LISTED_VIOLATIONS]
+    if violations:
+        return violations[:MAX_LISTED_VIOLATIONS]
+    if isinstance(message, dict):
+        version = message.get("version")
+        if isinstance(version, float):  # the const 1 admits 1.0; the fleet's u64 does not
+            deserializing.append(("/version", _rust_integer_problem(version, "uint64") or "expected u64"))
+    # serde stops at the first, in key order (a JSON object is a sorted map there).
+    return sorted(deserializing)[:1]
 
 
 def _keyword_rank(err: SchemaError) -> int:
@@ -252,6 +327,30 @@ def _tagged_union(here: str, err: SchemaError) -> list[tuple[str, str]] | None:
     return [(_pointer(first.absolute_path), f"expected one of {expected}, found {_json(first.instance)}")]
 
 
+def find_non_json_number(value: Any, here: str = "") -> tuple[str, str] | None:
+    """(pointer, cause) of the first number with no JSON text the fleet can
+    read: a NaN or infinite float, or an integer beyond a 64-bit float."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (here, NOT_JSON_NUMBER)
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return (here, OUT_OF_RANGE)
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = find_non_json_number(item, f"{here}/{_segment(str(key))}")
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = find_non_json_number(item, f"{here}/{i}")
+            if found is not None:
+                return found
+    return None
+
+
 def _find_nul(value: Any, here: str) -> str | None:
     """The pointer of the first string or key holding U+0000, if any."""
     if isinstance(value, str):
@@ -272,4 +371,4 @@ def _find_nul(value: Any, here: str) -> str | None:
     return None
 
 
-__all__ = ["check", "parse", "violations_of", "schema_of", "MAX_LISTED_VIOLATIONS"]
+__all__ = ["check", "parse", "violations_of", "schema_of", "find_non_json_number", "MAX_LISTED_VIOLATIONS"]

@@ -6,14 +6,13 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::AckKind;
 use chrono::{DateTime, Utc};
-use runfleet_schemas::result_chunks::{self, MAX_OUTPUT_BYTES, OutputChunks};
 use runfleet_schemas::{
     EventBody, Failure, MAX_RECEIPT_OUTPUT_BYTES, Receipt, Routed, TerminalCommandStatus,
 };
-use serde_json::Value;
 
 use super::Turn;
 use super::execute::{Claim, Ending};
+use super::output::{Prepared, json_len, prepare};
 use crate::config::Failpoint;
 use crate::handler::attempt_log::Unsettled;
 use crate::handler::{Disposition, Retryable};
@@ -32,7 +31,31 @@ impl Turn<'_> {
         started_at: DateTime<Utc>,
         ending: Ending,
     ) -> Result<Disposition, Retryable> {
-        let work = self.commit_now(claim, started_at, ending);
+        let mut ending = ending;
+        let output = ending.output.take();
+        let large = output
+            .as_ref()
+            .is_some_and(|o| json_len(o) > MAX_RECEIPT_OUTPUT_BYTES);
+        if large {
+            // Seconds of work for tens of MiB: renew the lease first.
+            self.renew_while_committing(claim).await;
+        }
+        let work = async {
+            let prepared = if large {
+                // Off the runtime's threads (other commands' heartbeats run there).
+                let redactor = self.shared.redactor.clone();
+                tokio::task::spawn_blocking(move || prepare(&redactor, output))
+                    .await
+                    .map_err(|err| {
+                        Retryable::Db(crate::db::DbError::Unexpected(format!(
+                            "preparing a large result: {err}"
+                        )))
+                    })?
+            } else {
+                prepare(&self.shared.redactor, output)
+            };
+            self.commit_now(claim, started_at, ending, prepared).await
+        };
         tokio::pin!(work);
         let every = self.shared.config.ack_wait / 3;
         let mut renewal = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -72,12 +95,13 @@ impl Turn<'_> {
         claim: &Claim,
         started_at: DateTime<Utc>,
         ending: Ending,
+        (output, chunked): Prepared,
     ) -> Result<Disposition, Retryable> {
         let shared = self.shared;
         let token = claim.token;
         let redactor = &shared.redactor;
         let Ending {
-            output,
+            output: _,
             failure,
             log,
             events: bodies,
@@ -91,11 +115,6 @@ impl Turn<'_> {
             kind: f.kind,
             message: bound_text(&redactor.redact(&f.message), MAX_FAILURE_MESSAGE_BYTES),
         });
-        let output = output.map(|mut output| {
-            redactor.redact_value(&mut output);
-            output
-        });
-        let (output, chunked) = chunk_output(output);
         let mut log = log.unwrap_or_else(|| self.attempt_log(claim));
         for body in bodies {
             log.push(body);
@@ -235,36 +254,4 @@ pub(super) fn bound_text(text: &str, max: usize) -> String {
     }
     let head = crate::text::head(text, max);
     format!("{head}… [{} bytes cut]", text.len() - head.len())
-}
-
-/// What a receipt says of a chunked result, and the chunks' events.
-pub(super) type Chunked = (OutputChunks, Vec<EventBody>);
-
-/// A result too large for its receipt but not over [`MAX_OUTPUT_BYTES`],
-/// split into `result_chunk` events (the receipt then carries no `output`);
-/// any other result as it is.
-pub(super) fn chunk_output(output: Option<Value>) -> (Option<Value>, Option<Chunked>) {
-    let Some(value) = output else {
-        return (None, None);
-    };
-    let text = value.to_string();
-    if text.len() <= MAX_RECEIPT_OUTPUT_BYTES || text.len() > MAX_OUTPUT_BYTES {
-        return (Some(value), None);
-    }
-    (None, Some(result_chunks::split(&text)))
-}
-
-/// Keeps at most [`MAX_RECEIPT_OUTPUT_BYTES`] of output: larger output (a
-/// result over [`MAX_OUTPUT_BYTES`]: smaller ones are chunked) is replaced
-/// by the tail of its JSON text.
-pub(super) fn bound_output(output: Option<Value>) -> (Option<Value>, bool) {
-    let Some(output) = output else {
-        return (None, false);
-    };
-    let text = output.to_string();
-    if text.len() <= MAX_RECEIPT_OUTPUT_BYTES {
-        return (Some(output), false);
-    }
-    let tail = crate::text::tail(&text, MAX_RECEIPT_OUTPUT_BYTES);
-    (Some(Value::String(tail.to_owned())), true)
 }

@@ -28,13 +28,14 @@ mod attempt;
 mod commit;
 mod delay;
 mod execute;
+mod output;
 mod refuse;
 mod schedule;
 mod settle;
 mod wait;
 
-use self::commit::bound_output;
 use self::execute::Claim;
+use self::output::bound_output;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -43,7 +43,7 @@ impl Turn<'_> {
         });
         let mut output = outcome.output;
         shared.redactor.redact_value(&mut output);
-        if output.to_string().len() > MAX_RECEIPT_OUTPUT_BYTES {
+        if super::output::json_len(&output) > MAX_RECEIPT_OUTPUT_BYTES {
             // Chunked with the receipt's commit, which this path does not do.
             return None;
         }
