@@ -31,6 +31,10 @@ export interface ChunkedReceipt {
 
 /** The default wait for a result's chunks. */
 export const DEFAULT_CHUNK_WAIT_MS = 60_000;
+/** The largest result that travels as chunks (64 MiB; a larger one is truncated instead). */
+export const MAX_CHUNKED_BYTES = 64 * 1024 * 1024;
+/** The bytes of JSON text in every chunk but the last. */
+export const CHUNK_BYTES = 192 * 1024;
 
 /** A `result_chunk` event body. */
 interface ChunkBody {
@@ -56,9 +60,7 @@ export async function readChunkedOutput(
   if (range === undefined || range === null) {
     throw new OutputError(`${what}: the receipt has output_chunks but no events range`);
   }
-  if (!Number.isInteger(meta.count) || meta.count < 1) {
-    throw new OutputError(`${what}: output_chunks.count is ${meta.count}`);
-  }
+  checkOutputChunks(meta, what);
   const chunks = new Array<string | undefined>(meta.count).fill(undefined);
   let found = 0;
   const reader = new Reader(conn, EVENT_STREAM, eventSubject(receipt.tenant, receipt.run_id));
@@ -104,6 +106,28 @@ export async function readChunkedOutput(
     );
   }
   return assembleChunks(chunks as string[], meta, what);
+}
+
+/**
+ * Checks a receipt's `output_chunks` before anything is allocated for it:
+ * `bytes` at most {@link MAX_CHUNKED_BYTES}, and `count` the number of
+ * {@link CHUNK_BYTES} pieces those bytes make (at least one).
+ *
+ * @throws {OutputError} naming the mismatch.
+ */
+export function checkOutputChunks(meta: OutputChunks, what = "the result"): void {
+  const { bytes, count } = meta;
+  if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > MAX_CHUNKED_BYTES) {
+    throw new OutputError(
+      `${what}: output_chunks.bytes is ${String(bytes)}; a chunked result holds 0 to ${MAX_CHUNKED_BYTES} bytes`,
+    );
+  }
+  const expected = Math.max(1, Math.ceil(bytes / CHUNK_BYTES));
+  if (count !== expected) {
+    throw new OutputError(
+      `${what}: output_chunks.count is ${String(count)}, but ${bytes} bytes make ${expected} chunk(s) of ${CHUNK_BYTES} bytes`,
+    );
+  }
 }
 
 /**

@@ -83,3 +83,25 @@ export class SigningError extends RunfleetError {}
 
 /** Connecting to NATS, or reading a stream, failed. */
 export class ConnectionError extends RunfleetError {}
+
+/**
+ * A stream cannot be read: the server refused the reader's consumer for good
+ * (a bad request, no permission, a reply inbox the connection may not use,
+ * or a stream that stays missing). The message names the stream, the filter
+ * and the server's answer.
+ */
+export class ReadError extends RunfleetError {
+  /** The stream (`RUNFLEET_RECEIPTS`, …). */
+  readonly stream: string;
+  /** The subject the reader was filtered to. */
+  readonly subject: string;
+  /** What the server answered (its description and codes, or the permissions violation). */
+  readonly answer: string;
+
+  constructor(stream: string, subject: string, answer: string, cause?: unknown) {
+    super(`cannot read ${subject} from stream ${stream}: the server answered: ${answer}`, { cause });
+    this.stream = stream;
+    this.subject = subject;
+    this.answer = answer;
+  }
+}

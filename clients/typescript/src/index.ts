@@ -25,6 +25,7 @@ export {
   ConnectionError,
   OutputError,
   PublishError,
+  ReadError,
   ReceiptTimeoutError,
   RefusedError,
   RunfleetError,

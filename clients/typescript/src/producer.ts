@@ -17,6 +17,7 @@ import { newCancel, newCommand, newRun, type CommandOptions, type RunOptions } f
 import { producerMsgId } from "./msgid.js";
 import { DEFAULT_PUBLISH_RETRY_MS, publishAcknowledged, type Accepted } from "./publish.js";
 import { Reader, type Connection } from "./reader.js";
+import { RecentMap } from "./recent.js";
 import { waitForAnswer, type Receipt, type Sent } from "./receipt.js";
 import { SIGNATURE_HEADER, SIGNED_AT_HEADER, SIGNER_HEADER, Signer } from "./signing.js";
 import { DEAD_LETTER_STREAM, commandSubject, controlSubject, deadLetterSubject, runSubject } from "./subjects.js";
@@ -42,14 +43,20 @@ const HEADER_ALLOWANCE = 1024;
 const DEFAULT_MAX_PAYLOAD = 1 << 20;
 /** The default wait of {@link Producer.waitForReceipt}. */
 const DEFAULT_RECEIPT_WAIT_MS = 60_000;
+/** How many sent commands a producer remembers to match their receipts exactly (like the Python client). */
+export const REMEMBERED_COMMANDS = 10_000;
 
 /** A connection to NATS that publishes contract messages and reads the fleet's answers. */
 export class Producer {
   readonly #conn: Connection;
   readonly #retryMs: number;
   readonly #signer: Signer | undefined;
-  /** The commands this producer sent, by `<tenant>/<run_id>/<command_id>`: their receipt and refusal are matched exactly. */
-  readonly #sent = new Map<string, Sent>();
+  /**
+   * The last {@link REMEMBERED_COMMANDS} commands this producer sent, by
+   * `<tenant>/<run_id>/<command_id>`: their receipt and refusal are matched
+   * exactly (an older one is matched by command id alone).
+   */
+  readonly #sent = new RecentMap<string, Sent>(REMEMBERED_COMMANDS);
 
   private constructor(conn: Connection, retryMs: number, signer: Signer | undefined) {
     this.#conn = conn;

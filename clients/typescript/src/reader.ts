@@ -9,15 +9,26 @@
  * filter in the create subject (`$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`)
  * and without looking the stream up: what a confined tenant's NATS
  * permissions allow (deploy/nats/tenants.conf). It pulls with short fetches;
- * after a reconnect, a lost consumer or a fetch that went quiet, it creates
- * a new consumer from the stream sequence after the last message it
- * delivered, so nothing is skipped and nothing is delivered twice.
+ * after a reconnect, a lost consumer, a fetch that went quiet, or a message
+ * whose delivery sequence is not the last one's + 1 (a pull answered while
+ * the connection was down: acknowledging nothing, the consumer moved past
+ * those messages), it creates a new consumer from the stream sequence after
+ * the last message it delivered, so nothing is skipped and nothing is
+ * delivered twice.
+ *
+ * A consumer the server refuses for good is a {@link ReadError}: a bad
+ * request (400), no permission (403, or a permissions violation on the
+ * create subject or the reply inbox), or a stream still missing (404) after
+ * {@link NOT_FOUND_GRACE_MS} (right after a server restart a stream can be
+ * missing for a moment). Anything else (no answer, no responders, 503) is
+ * retried for ever.
  */
 import { randomBytes } from "node:crypto";
-import { nanos, type NatsConnection } from "@nats-io/nats-core";
+import { nanos, PermissionViolationError, type NatsConnection } from "@nats-io/nats-core";
 import {
   AckPolicy,
   DeliverPolicy,
+  JetStreamApiError,
   type ConsumerConfig,
   type ConsumerInfo,
   type ConsumerMessages,
@@ -25,7 +36,7 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { ConnectionError } from "./errors.js";
+import { ConnectionError, ReadError } from "./errors.js";
 
 /** Where a reader starts. */
 export type Start =
@@ -48,12 +59,20 @@ const FETCH_EXPIRES_MS = 5_000;
 const FETCH_WATCHDOG_MS = FETCH_EXPIRES_MS + 5_000;
 /** How long an unused consumer outlives its reader (when it could not be deleted). */
 const INACTIVE_THRESHOLD_MS = 120_000;
+/** How long a stream may stay missing (404) before reading it fails. */
+export const NOT_FOUND_GRACE_MS = 10_000;
+/** JetStream's "cluster not available" error (a 503 in spirit, whatever its code). */
+const CLUSTER_NOT_AVAILABLE = 10008;
 
 /** The messages on `subject` in `stream` from `start`, then live, until {@link Reader.stop}. */
 export class Reader implements AsyncIterable<JsMsg> {
   private stopped = false;
   /** The next stream sequence to deliver, once one message was delivered. */
   private nextSeq: number | undefined;
+  /** The current consumer's delivery sequence of the last message delivered (0: none yet). */
+  private delivered = 0;
+  /** Since when consumer creates have been answered "not found" without a break. */
+  private notFoundSince: number | undefined;
   private batch: ConsumerMessages | undefined;
   /** The current batch must not be trusted to its end: recreate the consumer. */
   private resetNeeded = false;
@@ -67,6 +86,7 @@ export class Reader implements AsyncIterable<JsMsg> {
     readonly stream: string,
     readonly subject: string,
     private readonly start: Start = { kind: "all" },
+    private readonly notFoundGraceMs: number = NOT_FOUND_GRACE_MS,
   ) {}
 
   /** Ends the iteration (promptly, even inside a fetch) and deletes the consumer. */
@@ -92,8 +112,11 @@ export class Reader implements AsyncIterable<JsMsg> {
           this.resetNeeded = false;
           try {
             await this.createConsumer();
+            this.notFoundSince = undefined;
             backoff = 100;
-          } catch {
+          } catch (err) {
+            const refused = this.refusal(err);
+            if (refused !== undefined) throw refused;
             // The server is away (restarting) or the stream is electing a leader.
             await this.sleep(backoff);
             backoff = Math.min(backoff * 2, 2_000);
@@ -113,7 +136,16 @@ export class Reader implements AsyncIterable<JsMsg> {
           }, FETCH_WATCHDOG_MS);
           for await (const message of batch) {
             if (this.stopped) return;
-            this.nextSeq = message.seq + 1;
+            const { deliverySequence, streamSequence } = message.info;
+            if (deliverySequence !== this.delivered + 1) {
+              // Messages were delivered that never reached us (a pull answered
+              // while disconnected): start again after the last one delivered.
+              this.resetNeeded = true;
+              batch.stop();
+              break;
+            }
+            this.delivered = deliverySequence;
+            this.nextSeq = streamSequence + 1;
             yield message;
             if (this.stopped) return;
           }
@@ -159,6 +191,37 @@ export class Reader implements AsyncIterable<JsMsg> {
     }
     this.consumerInfo = await this.conn.jsm.consumers.add(this.stream, config);
     this.consumerName = name;
+    this.delivered = 0;
+  }
+
+  /**
+   * The {@link ReadError} a failed consumer create means, or undefined when
+   * it may be transient (and is retried).
+   */
+  private refusal(err: unknown): ReadError | undefined {
+    const violation = permissionViolation(err);
+    if (violation !== undefined) {
+      return new ReadError(this.stream, this.subject, violation.message, err);
+    }
+    if (!(err instanceof JetStreamApiError)) {
+      this.notFoundSince = undefined;
+      return undefined;
+    }
+    const api = err.apiError();
+    const answer = `${api.description} (status ${api.code}, error code ${api.err_code})`;
+    if (api.code === 404) {
+      const now = Date.now();
+      this.notFoundSince ??= now;
+      const missingMs = now - this.notFoundSince;
+      return missingMs >= this.notFoundGraceMs
+        ? new ReadError(this.stream, this.subject, `${answer}, for ${missingMs} ms`, err)
+        : undefined;
+    }
+    this.notFoundSince = undefined;
+    if ((api.code === 400 || api.code === 403) && api.err_code !== CLUSTER_NOT_AVAILABLE) {
+      return new ReadError(this.stream, this.subject, answer, err);
+    }
+    return undefined;
   }
 
   /** Deletes the current consumer, best effort (its inactivity threshold is the backstop). */
@@ -196,4 +259,15 @@ export class Reader implements AsyncIterable<JsMsg> {
       };
     });
   }
+}
+
+/**
+ * The permissions violation behind a failed request (NATS.js wraps it in a
+ * `RequestError`): the create subject, or the reply inbox, is not allowed.
+ */
+function permissionViolation(err: unknown): PermissionViolationError | undefined {
+  for (let cause = err, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth += 1) {
+    if (cause instanceof PermissionViolationError) return cause;
+  }
+  return undefined;
 }

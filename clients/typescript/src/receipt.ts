@@ -7,7 +7,9 @@
  * message that used the same id and is not the answer. A message the fleet
  * refused without a receipt (an idempotency conflict, an invalid message) is
  * found on the tenant's dead-letter subject by its subject and its bytes'
- * meaning, and reported as a {@link RefusedError}.
+ * meaning, and reported as a {@link RefusedError}. A stream that cannot be
+ * read at all (no permission, missing) rejects the wait with the reader's
+ * {@link ReadError} at once, not as a timeout.
  */
 import { isDeepStrictEqual } from "node:util";
 import type { Receipt as ReceiptMessage, DeadLetter } from "./generated/index.js";
@@ -43,17 +45,17 @@ export class Receipt {
    * result reassembled from its `result_chunk` events (checked against
    * `output_chunks`); `undefined` when the command produced none.
    *
-   * @throws {OutputError} when chunks are missing (after `timeoutMs`), or the
-   *   joined bytes do not match the size or the digest, or are not JSON.
+   * @throws {OutputError} when chunks are missing (after `timeoutMs`), the
+   *   receipt's `output_chunks` is impossible or has no `events` range, or the
+   *   joined bytes do not match the size or the digest, or are not JSON;
+   *   {@link ReadError} when the events stream cannot be read.
    */
   async output(options: { timeoutMs?: number } = {}): Promise<unknown> {
-    if (this.message.output !== undefined) {
-      return this.message.output;
-    }
-    if (this.message.output_chunks !== undefined && this.message.output_chunks !== null) {
+    const { output, output_chunks: chunks } = this.message;
+    if (chunks !== undefined && chunks !== null && (output === undefined || output === null)) {
       return readChunkedOutput(this.#conn, this.message, options.timeoutMs);
     }
-    return undefined;
+    return output;
   }
 
   /** The receipt as published. */
@@ -115,6 +117,9 @@ export async function waitForAnswer(
       }
       return undefined;
     })();
+    // Whichever reader fails after the answer is known must not go unhandled.
+    receipt.catch(() => undefined);
+    refusal.catch(() => undefined);
     const timeout = new Promise<"timeout">((resolve) => timers.push(setTimeout(() => resolve("timeout"), timeoutMs)));
     const first = await Promise.race([receipt, refusal.then((r) => r ?? new Promise<never>(() => {})), timeout]);
     if (first instanceof Receipt) {

@@ -1,6 +1,7 @@
 /**
  * Unit-level checks without a fleet: the `Nats-Msg-Id` digest, the message
- * builders, signatures, chunk assembly and the seq-order follower.
+ * builders, signatures, chunk assembly (and impossible `output_chunks`), the
+ * seq-order follower, and the bound on the sent commands remembered.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -19,7 +20,13 @@ import {
   SigningError,
   uuidv7,
   validate,
+  Receipt,
+  type ReceiptFields,
 } from "../src/index.js";
+import { checkOutputChunks } from "../src/chunks.js";
+import { REMEMBERED_COMMANDS } from "../src/producer.js";
+import type { Connection } from "../src/reader.js";
+import { RecentMap } from "../src/recent.js";
 
 test("the msg id is the key, ~, and 16 hex digits of sha256 of the payload (the Rust vector)", () => {
   assert.equal(producerMsgId("cmd:r1:1", new TextEncoder().encode("{}")), "cmd:r1:1~44136fa355b3678a");
@@ -125,4 +132,70 @@ test("a seq arriving after its gap was skipped is dropped", async () => {
 
 test("a late seq inside the gap wait is still ordered", async () => {
   assert.deepEqual(await reordered([1, 3, null, 2, 4], 1, 4, 1_000, 100), [1, 2, 3, 4]);
+});
+
+/** A receipt (as published) with `output_chunks`, for reassembly checks that need no fleet. */
+function chunkedReceipt(outputChunks: { count: number; bytes: number; digest: string }, withEvents = true): Receipt {
+  const fields = {
+    schema: "receipt",
+    version: 1,
+    tenant: "acme",
+    run_id: "r1",
+    command_id: "c1",
+    seq: 1,
+    idempotency_key: "cmd:r1:1",
+    status: "completed",
+    attempt: 1,
+    worker_id: "w1",
+    fencing_token: 1,
+    finished_at: "2026-01-01T00:00:00Z",
+    output_chunks: outputChunks,
+    ...(withEvents ? { events: { first_seq: 1, last_seq: 3 } } : {}),
+  } as unknown as ReceiptFields;
+  // No reader may start for these: a connection that is used fails the test.
+  return new Receipt(fields, {} as Connection);
+}
+
+test("impossible output_chunks are an OutputError before anything is allocated or read", async () => {
+  const digest = `sha256:${"0".repeat(64)}`;
+  const cases: [{ count: number; bytes: number; digest: string }, RegExp][] = [
+    [{ count: 2 ** 40, bytes: 1_000, digest }, /output_chunks\.count is 1099511627776, but 1000 bytes make 1 chunk\(s\) of 196608 bytes/],
+    [{ count: 2 ** 32, bytes: 2 ** 32 * 196_608, digest }, /output_chunks\.bytes is \d+; a chunked result holds 0 to 67108864 bytes/],
+    [{ count: 3, bytes: 196_608 * 2, digest }, /output_chunks\.count is 3, but 393216 bytes make 2 chunk/],
+    [{ count: 1, bytes: 196_609, digest }, /output_chunks\.count is 1, but 196609 bytes make 2 chunk/],
+    [{ count: 0, bytes: 0, digest }, /output_chunks\.count is 0, but 0 bytes make 1 chunk/],
+    [{ count: 1, bytes: -1, digest }, /output_chunks\.bytes is -1/],
+  ];
+  for (const [meta, message] of cases) {
+    await assert.rejects(chunkedReceipt(meta).output({ timeoutMs: 100 }), (err: unknown) => {
+      assert.ok(err instanceof OutputError, `${JSON.stringify(meta)}: ${String(err)}`);
+      assert.match(err.message, message);
+      return true;
+    });
+  }
+  // The largest result that is chunked passes the check (and then needs a reader).
+  assert.doesNotThrow(() => checkOutputChunks({ count: 342, bytes: 67_108_864, digest }));
+  assert.doesNotThrow(() => checkOutputChunks({ count: 1, bytes: 0, digest }));
+});
+
+test("a receipt with output_chunks but no events range rejects with OutputError", async () => {
+  const digest = `sha256:${"0".repeat(64)}`;
+  await assert.rejects(chunkedReceipt({ count: 1, bytes: 100, digest }, false).output({ timeoutMs: 100 }), {
+    name: "OutputError",
+    message: /output_chunks but no events range/,
+  });
+  const withNullOutput = chunkedReceipt({ count: 1, bytes: 100, digest }, false);
+  (withNullOutput.message as { output?: unknown }).output = null;
+  await assert.rejects(withNullOutput.output({ timeoutMs: 100 }), { name: "OutputError" });
+});
+
+test("a producer remembers only its most recent sent commands", () => {
+  const recent = new RecentMap<string, number>(3);
+  for (const [i, key] of ["a", "b", "c", "d"].entries()) recent.set(key, i);
+  assert.equal(recent.size, 3);
+  assert.equal(recent.has("a"), false, "the oldest is dropped");
+  recent.set("b", 10); // set again: now the most recent
+  recent.set("e", 4);
+  assert.deepEqual(["b", "c", "d", "e"].map((k) => recent.get(k)), [10, undefined, 3, 4]);
+  assert.equal(REMEMBERED_COMMANDS, 10_000);
 });
