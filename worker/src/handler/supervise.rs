@@ -296,7 +296,7 @@ fn superseded(crumbs: &Breadcrumbs) -> Stop {
 
 /// Why a heartbeat did not renew the lease (it is tried again at the next).
 #[derive(Debug, thiserror::Error)]
-enum HeartbeatError {
+pub(crate) enum HeartbeatError {
     /// The in-progress ack did not reach the broker.
     #[error("in-progress ack: {0}")]
     Ack(async_nats::Error),
@@ -307,17 +307,33 @@ enum HeartbeatError {
 
 /// One heartbeat: extend the message's ack deadline and the run's lease.
 async fn renew(s: &Supervision<'_>) -> Result<Renewal, HeartbeatError> {
-    s.message
+    renew_lease(s.message, s.journal, s.command, s.fencing_token, s.lease).await
+}
+
+/// Extends `message`'s ack deadline (an in-progress ack) and the lease of
+/// `command`'s run under `fencing_token`: a heartbeat, and what keeps a
+/// long commit's claim alive.
+///
+/// # Errors
+/// [`HeartbeatError`] naming which of the two failed.
+pub(crate) async fn renew_lease(
+    message: &jetstream::Message,
+    journal: &Journal,
+    command: &CommandCreate,
+    fencing_token: i64,
+    lease: Duration,
+) -> Result<Renewal, HeartbeatError> {
+    message
         .ack_with(AckKind::Progress)
         .await
         .map_err(HeartbeatError::Ack)?;
-    Ok(s.journal
+    Ok(journal
         .renew_lease(
-            s.command.tenant.as_str(),
-            s.command.run_id.as_str(),
-            s.command.command_id.as_str(),
-            s.fencing_token,
-            s.lease,
+            command.tenant.as_str(),
+            command.run_id.as_str(),
+            command.command_id.as_str(),
+            fencing_token,
+            lease,
         )
         .await?)
 }

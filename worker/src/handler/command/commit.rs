@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::AckKind;
 use chrono::{DateTime, Utc};
 use runfleet_schemas::{
     EventBody, Failure, MAX_RECEIPT_OUTPUT_BYTES, Receipt, Routed, TerminalCommandStatus,
@@ -15,6 +14,7 @@ use super::execute::{Claim, Ending};
 use super::output::{Prepared, json_len, prepare};
 use crate::config::Failpoint;
 use crate::handler::attempt_log::Unsettled;
+use crate::handler::supervise::renew_lease;
 use crate::handler::{Disposition, Retryable};
 use crate::journal::Complete;
 use crate::publisher::{publish_all, publish_all_bytes, publish_bytes, serialize_all};
@@ -70,23 +70,17 @@ impl Turn<'_> {
     /// One renewal during a commit: the in-progress ack and the run's lease
     /// (a failure is left to the commit's fencing).
     async fn renew_while_committing(&self, claim: &Claim) {
-        if let Err(err) = self.message.ack_with(AckKind::Progress).await {
-            tracing::warn!(error = %err, "in-progress ack during the commit failed");
-        }
-        let command = &self.command;
-        if let Err(err) = self
-            .shared
-            .journal
-            .renew_lease(
-                command.tenant.as_str(),
-                command.run_id.as_str(),
-                command.command_id.as_str(),
-                claim.token,
-                self.shared.config.ack_wait,
-            )
-            .await
+        let shared = self.shared;
+        if let Err(err) = renew_lease(
+            self.message,
+            &shared.journal,
+            &self.command,
+            claim.token,
+            shared.config.ack_wait,
+        )
+        .await
         {
-            tracing::warn!(error = %err, "renewing the run's lease during the commit failed");
+            tracing::warn!(error = %err, "renewing the lease during the commit failed");
         }
     }
 

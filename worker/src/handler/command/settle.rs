@@ -4,10 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use runfleet_schemas::{
-    CommandKind, Event, EventBody, EventRange, MAX_RECEIPT_OUTPUT_BYTES, Receipt,
-    TerminalCommandStatus,
-};
+use runfleet_schemas::{CommandKind, Event, EventBody, EventRange, Receipt, TerminalCommandStatus};
 
 use super::Turn;
 use crate::handler::event_text::scrubbed;
@@ -43,10 +40,6 @@ impl Turn<'_> {
         });
         let mut output = outcome.output;
         shared.redactor.redact_value(&mut output);
-        if super::output::json_len(&output) > MAX_RECEIPT_OUTPUT_BYTES {
-            // Chunked with the receipt's commit, which this path does not do.
-            return None;
-        }
         let receipt = self.receipt(
             TerminalCommandStatus::Completed,
             None,
@@ -55,6 +48,11 @@ impl Turn<'_> {
             0,
             Some(Utc::now()),
         );
+        if receipt.output_truncated {
+            // Over a receipt's bound: chunked by the two-step path's commit
+            // (which this path does not do), never cut.
+            return None;
+        }
         let events = self.events(bodies, 1);
         let (_, events_json) = serialize_all(&events).ok()?;
         let receipt_json = serde_json::to_vec(&receipt).ok()?.into();
