@@ -28,6 +28,7 @@ mod error;
 mod nats;
 mod paths;
 mod postgres;
+mod programs;
 mod worker;
 
 pub use backlog::work_backlog;
@@ -37,4 +38,5 @@ pub use error::FixtureError;
 pub use nats::{TestCluster, TestNats, free_ports};
 pub use paths::workspace_root;
 pub use postgres::TestDb;
-pub use worker::{TestWorker, WorkerEnv};
+pub use programs::{profile, program, tail};
+pub use worker::{TestWorker, WorkerEnv, setup};

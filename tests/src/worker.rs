@@ -75,6 +75,32 @@ impl WorkerEnv {
     }
 }
 
+/// Creates the streams, consumers and schema (`runfleet-worker setup`)
+/// with `env`, so work can be queued before any worker runs.
+///
+/// # Errors
+/// [`FixtureError`] when the binary cannot be had, started, or fails.
+pub fn setup(env: &WorkerEnv) -> Result<(), FixtureError> {
+    let program = binary("runfleet-worker")?;
+    let status = Command::new(&program)
+        .arg("setup")
+        .envs(env.vars.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|source| FixtureError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(FixtureError::Command {
+            what: "runfleet-worker setup".into(),
+            detail: status.to_string(),
+        })
+    }
+}
+
 impl TestWorker {
     /// Starts `runfleet-worker run` with `env` and the given worker id.
     ///

@@ -24,9 +24,9 @@
 use std::io::BufRead;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
-use runfleet_tests::{TestDb, TestNats, TestWorker, WorkerEnv, binary, workspace_root};
+use runfleet_tests::{TestDb, TestNats, TestWorker, WorkerEnv, profile, setup, tail};
 use serde_json::json;
 
 /// Starts a fleet for a test suite; see the module documentation.
@@ -46,19 +46,12 @@ async fn main() -> Result<()> {
     let mut nats = TestNats::start().await?;
     let db = TestDb::create().await?;
     let profiles = tempfile::NamedTempFile::new()?;
-    let table = |name: &str, script: &str| {
-        let program = workspace_root().join("tests/programs").join(script);
-        format!(
-            "[profiles.{name}]\nkind = \"process\"\nprogram = \"/usr/bin/python3\"\nargs = [{:?}]\n",
-            program.display().to_string()
-        )
-    };
     std::fs::write(
         profiles.path(),
         [
             "[profiles.echo]\nkind = \"echo\"\n".to_owned(),
-            table("agent", "agent.py"),
-            table("big", "big_result.py"),
+            profile("agent", "agent.py", ""),
+            profile("big", "big_result.py", ""),
         ]
         .join("\n"),
     )?;
@@ -68,13 +61,7 @@ async fn main() -> Result<()> {
     if args.require_signed_control {
         env = env.with("RUNFLEET_REQUIRE_SIGNED_CONTROL", "true");
     }
-    let status = std::process::Command::new(binary("runfleet-worker")?)
-        .arg("setup")
-        .envs(env.vars.iter().map(|(k, v)| (k, v)))
-        .stdout(std::process::Stdio::null())
-        .status()
-        .context("running runfleet-worker setup")?;
-    anyhow::ensure!(status.success(), "runfleet-worker setup failed: {status}");
+    setup(&env)?;
     let mut workers = Vec::new();
     for i in 1..=args.workers {
         let mut worker = TestWorker::start(&env, &format!("w{i}"))?;
@@ -113,10 +100,4 @@ async fn main() -> Result<()> {
     drop(nats);
     drop(db);
     Ok(())
-}
-
-/// The last `lines` lines of `text`.
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

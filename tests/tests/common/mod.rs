@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use runfleet_producer::{Producer, new_command, new_run};
 use runfleet_schemas::{CommandCreate, CommandKind, RunCreate};
-use runfleet_tests::{TestDb, TestNats, TestWorker, WorkerEnv, workspace_root};
+use runfleet_tests::{TestDb, TestNats, TestWorker, WorkerEnv};
+// Used by some of the test binaries that include this module.
+#[allow(unused_imports)]
+pub use runfleet_tests::{profile, program, tail};
 use serde_json::{Map, Value, json};
 
 /// A NATS server, a database, and the environment workers get.
@@ -48,14 +51,7 @@ impl Stack {
     /// Creates the streams, consumers and schema (`runfleet-worker setup`),
     /// so work can be queued before any worker runs.
     pub fn setup(&self, env: &WorkerEnv) {
-        let program = runfleet_tests::binary("runfleet-worker").unwrap();
-        let status = std::process::Command::new(program)
-            .arg("setup")
-            .envs(env.vars.iter().map(|(k, v)| (k, v)))
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "runfleet-worker setup failed: {status}");
+        runfleet_tests::setup(env).unwrap();
     }
 
     /// Worker settings whose `echo` backend records every execution in a
@@ -206,11 +202,6 @@ pub async fn worker(env: &WorkerEnv, id: &str) -> TestWorker {
     worker
 }
 
-pub fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 pub fn payload(value: Value) -> Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
 }
@@ -315,23 +306,6 @@ pub async fn http_request(
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
-}
-
-/// The path of `tests/programs/<name>`.
-pub fn program(name: &str) -> String {
-    workspace_root()
-        .join("tests/programs")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-/// A `[profiles.<name>]` table running `tests/programs/<script>` with `extra` keys.
-pub fn profile(name: &str, script: &str, extra: &str) -> String {
-    format!(
-        "[profiles.{name}]\nkind = \"process\"\nprogram = \"/usr/bin/python3\"\nargs = [{:?}]\n{extra}\n",
-        program(script)
-    )
 }
 
 /// Worker settings serving the given profiles (a config file kept alive by the handle).
