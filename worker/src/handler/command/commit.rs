@@ -13,7 +13,7 @@ use super::Turn;
 use super::execute::{Claim, Ending};
 use super::output::{Prepared, json_len, prepare};
 use crate::config::Failpoint;
-use crate::handler::attempt_log::Unsettled;
+use crate::handler::attempt_log::{Rest, Unsettled};
 use crate::handler::supervise::renew_lease;
 use crate::handler::{Disposition, Retryable};
 use crate::journal::Complete;
@@ -29,9 +29,8 @@ impl Turn<'_> {
         &self,
         claim: &Claim,
         started_at: DateTime<Utc>,
-        ending: Ending,
+        mut ending: Ending,
     ) -> Result<Disposition, Retryable> {
-        let mut ending = ending;
         let output = ending.output.take();
         let large = output
             .as_ref()
@@ -127,18 +126,7 @@ impl Turn<'_> {
         match log.settle_in_flight(&shared.journal).await {
             Ok(()) => {}
             Err(Unsettled::Db(err)) => return Err(err.into()),
-            Err(Unsettled::Superseded) => {
-                // What was stored under the claim is in the log: on the stream too.
-                let stored = log.into_rest().stored_unpublished().await;
-                if let Err(err) = publish_all(&shared.jetstream, &stored, traceparent).await {
-                    tracing::warn!(error = %err, "stored events not published");
-                }
-                tracing::warn!(
-                    fencing_token = token,
-                    "claim superseded by a newer one; outcome discarded"
-                );
-                return Ok(Disposition::Leave);
-            }
+            Err(Unsettled::Superseded) => return Ok(self.superseded(log.into_rest(), token).await),
         }
         let range = log.range();
         let mut rest = log.into_rest();
@@ -184,19 +172,23 @@ impl Turn<'_> {
                 tracing::debug!(status = ?status, commit_ms, publish_ms = publishing.elapsed().as_secs_f64() * 1e3, "receipt committed and published");
                 Ok(Disposition::Ack)
             }
-            Complete::Fenced => {
-                // Stored under the claim earlier: in the log, so on the stream too.
-                let unpublished = rest.stored_unpublished().await;
-                if let Err(err) = publish_all(&shared.jetstream, &unpublished, traceparent).await {
-                    tracing::warn!(error = %err, "stored events not published");
-                }
-                tracing::warn!(
-                    fencing_token = token,
-                    "claim superseded by a newer one; outcome discarded"
-                );
-                Ok(Disposition::Leave)
-            }
+            Complete::Fenced => Ok(self.superseded(rest, token).await),
         }
+    }
+
+    /// A newer claim superseded this one: the outcome is discarded, but
+    /// what was stored under the claim is in the log, so on the stream too.
+    async fn superseded(&self, mut rest: Rest, token: i64) -> Disposition {
+        let stored = rest.stored_unpublished().await;
+        let traceparent = self.traceparent.as_deref();
+        if let Err(err) = publish_all(&self.shared.jetstream, &stored, traceparent).await {
+            tracing::warn!(error = %err, "stored events not published");
+        }
+        tracing::warn!(
+            fencing_token = token,
+            "claim superseded by a newer one; outcome discarded"
+        );
+        Disposition::Leave
     }
 
     /// Right after a commit: the crash-test failpoint, then the wake-up of
